@@ -1,7 +1,7 @@
 // Package cloud is the narrow seam between the API server and the clouds:
 // it turns a Node's spec.providerID into an Instance, and drives a machine
 // through a Driver built on the cloud's official SDK. One package per cloud
-// lives below it (aws, tencentcloud); they are wired by name in factory.go.
+// lives below it (aws, tencentcloud); package providers wires them by name.
 package cloud
 
 import (

@@ -1,0 +1,224 @@
+// Command fake-cloud serves the wire-level EC2 and CVM fakes of
+// pkg/cloud/fakecloud over TLS, for the local demo and end-to-end tests.
+//
+//	fake-cloud --ec2-listen 127.0.0.1:0 --cvm-listen 127.0.0.1:0 \
+//	  --tls-cert-file tls.crt --tls-private-key-file tls.key --instances instances.yaml
+//
+// The first line on stdout is "ec2=https://HOST:PORT cvm=https://HOST:PORT",
+// written once both listen, so a harness can start it on port 0 and read
+// the ports. Every API call is logged on stderr in one line.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "fake-cloud:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	ec2Listen, cvmListen  string
+	certFile, keyFile     string
+	instancesFile         string
+	awsKeyID, awsSecret   string
+	tencentID, tencentKey string
+}
+
+// instancesFile is the --instances YAML.
+type instancesFile struct {
+	Instances []fakecloud.Instance `json:"instances"`
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("fake-cloud", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.ec2Listen, "ec2-listen", "", "address of the fake EC2 endpoint, e.g. 127.0.0.1:0 (empty: not served)")
+	fs.StringVar(&o.cvmListen, "cvm-listen", "", "address of the fake CVM endpoint, e.g. 127.0.0.1:0 (empty: not served)")
+	fs.StringVar(&o.certFile, "tls-cert-file", "", "PEM certificate served by both endpoints (required)")
+	fs.StringVar(&o.keyFile, "tls-private-key-file", "", "PEM private key of --tls-cert-file (required)")
+	fs.StringVar(&o.instancesFile, "instances", "", "YAML file: instances: [{provider, region, id, state}] (required)")
+	fs.StringVar(&o.awsKeyID, "aws-access-key-id", "", "with --aws-secret-access-key: verify the full SigV4 signature of this key and refuse others")
+	fs.StringVar(&o.awsSecret, "aws-secret-access-key", "", "the secret of --aws-access-key-id")
+	fs.StringVar(&o.tencentID, "tencent-secret-id", "", "with --tencent-secret-key: verify the full TC3 signature of this SecretId and refuse others")
+	fs.StringVar(&o.tencentKey, "tencent-secret-key", "", "the key of --tencent-secret-id")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.ec2Listen == "" && o.cvmListen == "":
+		return o, errors.New("--ec2-listen or --cvm-listen is required")
+	case o.certFile == "" || o.keyFile == "":
+		return o, errors.New("--tls-cert-file and --tls-private-key-file are required: the fakes only speak TLS, like the clouds")
+	case o.instancesFile == "":
+		return o, errors.New("--instances is required")
+	case (o.awsKeyID == "") != (o.awsSecret == ""):
+		return o, errors.New("--aws-access-key-id and --aws-secret-access-key go together")
+	case (o.tencentID == "") != (o.tencentKey == ""):
+		return o, errors.New("--tencent-secret-id and --tencent-secret-key go together")
+	}
+	return o, nil
+}
+
+func loadInstances(path string) (aws, tc []fakecloud.Instance, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	var f instancesFile
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	seen := map[string]bool{}
+	for i, in := range f.Instances {
+		if in.ID == "" || in.Region == "" {
+			return nil, nil, fmt.Errorf("%s: instance %d needs an id and a region", path, i)
+		}
+		if seen[in.ID] {
+			return nil, nil, fmt.Errorf("%s: instance %s listed twice", path, in.ID)
+		}
+		seen[in.ID] = true
+		// Check IDs with the server's own parser, so that the demo cannot
+		// list an instance the server would refuse to resolve.
+		var pid string
+		switch in.Provider {
+		case cloud.ProviderAWS:
+			pid = "aws:////" + in.ID
+			aws = append(aws, in)
+		case cloud.ProviderTencentCloud:
+			pid = "tencentcloud:////" + in.ID
+			tc = append(tc, in)
+		default:
+			return nil, nil, fmt.Errorf("%s: instance %s: provider %q is not aws or tencentcloud", path, in.ID, in.Provider)
+		}
+		if _, err := cloud.ParseProviderID(pid); err != nil {
+			return nil, nil, fmt.Errorf("%s: instance %s: %w", path, in.ID, err)
+		}
+	}
+	return aws, tc, nil
+}
+
+func secrets(id, secret string) map[string]string {
+	if id == "" {
+		return nil
+	}
+	return map[string]string{id: secret}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
+	if err != nil {
+		return err
+	}
+	awsInstances, tcInstances, err := loadInstances(o.instancesFile)
+	if err != nil {
+		return err
+	}
+	logger := log.New(stderr, "", log.LstdFlags|log.Lmicroseconds)
+	logCall := func(c fakecloud.Call) {
+		outcome := "ok"
+		if c.Error != "" {
+			outcome = c.Error
+		}
+		extra := ""
+		if c.StopType != "" {
+			extra += " stopType=" + c.StopType
+		}
+		if c.DryRun {
+			extra += " dryRun=true"
+		}
+		logger.Printf("%s %s region=%s instances=%s%s key=%s request=%s -> %s",
+			c.Provider, c.Action, c.Region, strings.Join(c.InstanceIDs, ","), extra, c.AccessKeyID, c.RequestID, outcome)
+	}
+
+	type endpoint struct {
+		name string
+		addr string
+		h    http.Handler
+	}
+	var eps []endpoint
+	if o.ec2Listen != "" {
+		eps = append(eps, endpoint{"ec2", o.ec2Listen, fakecloud.NewEC2(fakecloud.Options{
+			Instances: awsInstances, Secrets: secrets(o.awsKeyID, o.awsSecret), OnCall: logCall,
+		})})
+	}
+	if o.cvmListen != "" {
+		eps = append(eps, endpoint{"cvm", o.cvmListen, fakecloud.NewCVM(fakecloud.Options{
+			Instances: tcInstances, Secrets: secrets(o.tencentID, o.tencentKey), OnCall: logCall,
+		})})
+	}
+
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	var servers []*http.Server
+	var urls []string
+	errc := make(chan error, len(eps))
+	for _, ep := range eps {
+		ln, err := net.Listen("tcp", ep.addr)
+		if err != nil {
+			for _, s := range servers {
+				_ = s.Close()
+			}
+			return fmt.Errorf("%s: %w", ep.name, err)
+		}
+		srv := &http.Server{
+			Handler:           ep.h,
+			TLSConfig:         tlsCfg,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          logger,
+		}
+		servers = append(servers, srv)
+		urls = append(urls, ep.name+"=https://"+ln.Addr().String())
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	}
+	if _, err := fmt.Fprintln(stdout, strings.Join(urls, " ")); err != nil {
+		return err
+	}
+	logger.Printf("serving %s (%d aws and %d tencentcloud instances)", strings.Join(urls, " "), len(awsInstances), len(tcInstances))
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	// Close, not Shutdown: a fake holding a delayed answer should not
+	// hold up the harness that stops it.
+	for _, s := range servers {
+		_ = s.Close()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

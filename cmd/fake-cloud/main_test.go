@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
+)
+
+// writeCert writes a self-signed certificate for 127.0.0.1.
+func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "fake-cloud"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+const instancesYAML = `instances:
+- {provider: aws, region: us-east-1, id: i-0123456789abcdef0, state: running}
+- {provider: tencentcloud, region: ap-guangzhou, id: ins-abcd1234}
+`
+
+// syncBuffer is a log sink read by the test while run writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunWithRealDrivers starts the command on port 0, reads its address
+// line, and drives both fakes through the production drivers with
+// signature checking on.
+func TestRunWithRealDrivers(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeCert(t, dir)
+	instances := filepath.Join(dir, "instances.yaml")
+	if err := os.WriteFile(instances, []byte(instancesYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{
+			"--ec2-listen", "127.0.0.1:0", "--cvm-listen", "127.0.0.1:0",
+			"--tls-cert-file", certFile, "--tls-private-key-file", keyFile, "--instances", instances,
+			"--aws-access-key-id", "AKIDE2E", "--aws-secret-access-key", "aws-secret",
+			"--tencent-secret-id", "AKIDTC", "--tencent-secret-key", "tc-secret",
+		}, pw, logs)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	urls := map[string]string{}
+	for _, f := range strings.Fields(line) {
+		k, v, _ := strings.Cut(f, "=")
+		urls[k] = v
+	}
+	if !strings.HasPrefix(urls["ec2"], "https://127.0.0.1:") || !strings.HasPrefix(urls["cvm"], "https://127.0.0.1:") || urls["ec2"] == urls["cvm"] {
+		t.Fatalf("address line %q", line)
+	}
+
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "AKIDE2E", "AWS_SECRET_ACCESS_KEY": "aws-secret", "AWS_SESSION_TOKEN": "",
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": empty, "AWS_SHARED_CREDENTIALS_FILE": empty,
+		"AWS_PROFILE": "", "AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_EC2": "", "AWS_CA_BUNDLE": "",
+		"TENCENTCLOUD_SECRET_ID": "AKIDTC", "TENCENTCLOUD_SECRET_KEY": "tc-secret",
+		"TENCENTCLOUD_CREDENTIALS_FILE": empty, "TKE_ROLE_ARN": "", "HOME": dir,
+	} {
+		t.Setenv(k, v)
+	}
+	bg := context.Background()
+	ad, err := aws.New(bg, cloud.ProviderConfig{Enabled: true, Endpoint: urls["ec2"], CAFile: certFile, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ad.Reboot(bg, cloud.Instance{Provider: "aws", ID: "i-0123456789abcdef0", Region: "us-east-1"}, cloud.RebootOptions{}); err != nil {
+		t.Fatalf("aws: %v", err)
+	}
+	td, err := tencentcloud.New(bg, cloud.ProviderConfig{Enabled: true, Endpoint: urls["cvm"], CAFile: certFile, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := td.Reboot(bg, cloud.Instance{Provider: "tencentcloud", ID: "ins-abcd1234", Region: "ap-guangzhou"}, cloud.RebootOptions{Mode: cloud.RebootHard}); err != nil {
+		t.Fatalf("tencentcloud: %v", err)
+	}
+
+	// The admin endpoint answers another process without a signature.
+	pool := x509.NewCertPool()
+	certPEM, _ := os.ReadFile(certFile)
+	pool.AppendCertsFromPEM(certPEM)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	resp, err := hc.Get(urls["cvm"] + "/_fake/calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var calls []fakecloud.Call
+	if err := json.NewDecoder(resp.Body).Decode(&calls); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 1 || calls[0].StopType != "HARD" || calls[0].AccessKeyID != "AKIDTC" || calls[0].Error != "" {
+		t.Fatalf("cvm calls %+v", calls)
+	}
+
+	out := logs.String()
+	for _, want := range []string{
+		"aws RebootInstances region=us-east-1 instances=i-0123456789abcdef0 key=AKIDE2E",
+		"tencentcloud RebootInstances region=ap-guangzhou instances=ins-abcd1234 stopType=HARD key=AKIDTC",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	base := []string{"--tls-cert-file", "c", "--tls-private-key-file", "k", "--instances", "i"}
+	for name, args := range map[string][]string{
+		"no listener":    base,
+		"no cert":        {"--ec2-listen", ":0", "--instances", "i"},
+		"no instances":   {"--ec2-listen", ":0", "--tls-cert-file", "c", "--tls-private-key-file", "k"},
+		"half aws":       append([]string{"--ec2-listen", ":0", "--aws-access-key-id", "A"}, base...),
+		"half tencent":   append([]string{"--cvm-listen", ":0", "--tencent-secret-key", "K"}, base...),
+		"unknown flag":   append([]string{"--ec2-listen", ":0", "--region", "x"}, base...),
+		"stray argument": append([]string{"--ec2-listen", ":0", "extra"}, base...),
+	} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("%s: %v accepted", name, args)
+		}
+	}
+	if _, err := parseFlags(append([]string{"--ec2-listen", ":0"}, base...), io.Discard); err != nil {
+		t.Errorf("valid flags refused: %v", err)
+	}
+}
+
+func TestLoadInstancesErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"unknown provider": "instances: [{provider: gce, region: r, id: n}]\n",
+		"bad aws id":       "instances: [{provider: aws, region: us-east-1, id: i-xyz}]\n",
+		"bad cvm id":       "instances: [{provider: tencentcloud, region: ap-guangzhou, id: ins-1}]\n",
+		"no region":        "instances: [{provider: aws, id: i-0123456789abcdef0}]\n",
+		"duplicate":        "instances: [{provider: aws, region: r, id: i-01234567}, {provider: aws, region: r, id: i-01234567}]\n",
+		"unknown field":    "instances: [{provider: aws, region: r, id: i-01234567, zone: z}]\n",
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := loadInstances(path); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	path := filepath.Join(dir, "ok")
+	if err := os.WriteFile(path, []byte(instancesYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, c, err := loadInstances(path)
+	if err != nil || len(a) != 1 || len(c) != 1 || a[0].State != "running" || c[0].ID != "ins-abcd1234" {
+		t.Fatalf("got %+v %+v %v", a, c, err)
+	}
+}

@@ -1,0 +1,245 @@
+// Package aws drives EC2 instances through aws-sdk-go-v2.
+//
+// Credentials come from the SDK's default chain (environment, IRSA web
+// identity, EKS Pod Identity, shared config, IMDS); the cloud config never
+// holds them. AWS_ENDPOINT_URL_EC2 is honoured when the config sets no
+// endpoint.
+package aws
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+)
+
+// throttleRetryAfter is the hint given with ErrThrottled when EC2 sends no
+// Retry-After: EC2 refills its per-action request tokens every second.
+const throttleRetryAfter = 2 * time.Second
+
+// Driver reboots EC2 instances. It keeps one EC2 client per region.
+type Driver struct {
+	cfg cloud.ProviderConfig
+	// httpClient is set when the config names a CA file.
+	httpClient *awshttp.BuildableClient
+
+	mu      sync.Mutex
+	clients map[string]*ec2.Client
+}
+
+var _ cloud.Driver = (*Driver)(nil)
+
+// New builds the EC2 driver. It reads the CA file now, so a bad file
+// stops the server at start rather than at the first reboot; clients and
+// credentials are resolved lazily, per region.
+func New(_ context.Context, cfg cloud.ProviderConfig) (cloud.Driver, error) {
+	d := &Driver{cfg: cfg, clients: map[string]*ec2.Client{}}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("aws: caFile: %w", err)
+		}
+		// config.WithCustomCABundle would replace the system roots with
+		// this file, which breaks the STS and SSO calls of the credential
+		// chain (IRSA) whenever caFile is set for a private endpoint. The
+		// file is meant as an extra CA, so append it to the system pool.
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("aws: caFile %s: no PEM certificate in it", cfg.CAFile)
+		}
+		d.httpClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		})
+	}
+	return d, nil
+}
+
+// Name implements cloud.Driver.
+func (d *Driver) Name() string { return cloud.ProviderAWS }
+
+// client returns the region's EC2 client, building it on first use.
+// LoadDefaultConfig runs per region so that the web-identity and SSO
+// providers of the chain call STS in that same region.
+func (d *Driver) client(ctx context.Context, region string) (*ec2.Client, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.clients[region]; ok {
+		return c, nil
+	}
+	opts := []func(*config.LoadOptions) error{config.WithRegion(region)}
+	if d.httpClient != nil {
+		opts = append(opts, config.WithHTTPClient(d.httpClient))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if awsCfg.Credentials != nil {
+		awsCfg.Credentials = taggedCredentials{awsCfg.Credentials}
+	}
+	c := ec2.NewFromConfig(awsCfg, func(o *ec2.Options) {
+		if d.cfg.Endpoint != "" {
+			o.BaseEndpoint = awssdk.String(d.cfg.Endpoint)
+		}
+	})
+	d.clients[region] = c
+	return c, nil
+}
+
+// Reboot implements cloud.Driver. EC2 has no soft/hard choice: it asks
+// the OS to reboot and forces a hard reboot itself after about four
+// minutes if the OS does not go down, so both modes send the same call.
+func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.RebootOptions) (cloud.Result, error) {
+	if inst.Provider != cloud.ProviderAWS {
+		return cloud.Result{}, fmt.Errorf("aws: instance %s belongs to provider %q", inst.ID, inst.Provider)
+	}
+	if inst.Region == "" || inst.ID == "" {
+		return cloud.Result{}, fmt.Errorf("aws: instance %q has no region or ID", inst.String())
+	}
+	switch opts.Mode {
+	case "", cloud.RebootSoft, cloud.RebootHard:
+	default:
+		return cloud.Result{}, fmt.Errorf("aws: unknown reboot mode %q", opts.Mode)
+	}
+	if d.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.cfg.Timeout)
+		defer cancel()
+	}
+
+	c, err := d.client(ctx, inst.Region)
+	if err != nil {
+		return cloud.Result{}, &cloud.Error{
+			Kind: cloud.ErrUnauthorized, Provider: cloud.ProviderAWS, Code: "ConfigError",
+			Message: "cannot load the AWS configuration: " + err.Error(), Err: err,
+		}
+	}
+	in := &ec2.RebootInstancesInput{InstanceIds: []string{inst.ID}}
+	if opts.DryRun {
+		in.DryRun = awssdk.Bool(true)
+	}
+	// One attempt only: a retried reboot is a second reboot, and a
+	// throttled call is better handed back to our caller, who can wait.
+	out, err := c.RebootInstances(ctx, in, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
+	if err != nil {
+		var api smithy.APIError
+		if opts.DryRun && errors.As(err, &api) && api.ErrorCode() == "DryRunOperation" {
+			return cloud.Result{RequestID: requestID(err)}, nil
+		}
+		return cloud.Result{}, mapError(ctx, err)
+	}
+	id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+	return cloud.Result{RequestID: id}, nil
+}
+
+func requestID(err error) string {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.ServiceRequestID()
+	}
+	return ""
+}
+
+// mapError classifies an SDK error. An answer from EC2 is trusted before
+// the state of ctx: a code that came back is what happened.
+func mapError(ctx context.Context, err error) *cloud.Error {
+	e := &cloud.Error{Provider: cloud.ProviderAWS, RequestID: requestID(err), Err: err}
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		e.Code, e.Message = api.ErrorCode(), api.ErrorMessage()
+		switch e.Code {
+		case "RequestLimitExceeded", "Throttling", "ThrottlingException":
+			e.Kind = cloud.ErrThrottled
+			e.RetryAfter = retryAfter(err)
+		case "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
+			e.Kind = cloud.ErrNotFound
+		case "IncorrectInstanceState", "IncorrectState":
+			e.Kind = cloud.ErrInvalidState
+		case "UnauthorizedOperation", "AuthFailure", "Blocked", "OptInRequired",
+			"InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "RequestExpired":
+			e.Kind = cloud.ErrUnauthorized
+		default:
+			e.Kind = cloud.ErrUnavailable
+		}
+		return e
+	}
+	var ce *credentialsError
+	var se *v4.SigningError
+	if errors.As(err, &ce) || errors.As(err, &se) {
+		e.Kind, e.Code = cloud.ErrUnauthorized, "CredentialsError"
+		e.Message = "no usable AWS credentials: " + err.Error()
+		if ctx.Err() != nil {
+			// Nothing was sent; the credential source was slow, which is
+			// worth a retry rather than a permission error.
+			e.Kind = cloud.ErrUnavailable
+			e.Message = "AWS credentials not resolved in time: " + err.Error()
+		}
+		return e
+	}
+	if timedOut(ctx, err) {
+		e.Kind = cloud.ErrTimeout
+		e.Message = "no answer from EC2 in time; the reboot may or may not have been queued"
+		return e
+	}
+	e.Kind = cloud.ErrUnavailable
+	e.Message = err.Error()
+	return e
+}
+
+// credentialsError marks a failure of the credential chain, which the SDK
+// reports only as text ("get identity: get credentials: …").
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
+
+type taggedCredentials struct{ p awssdk.CredentialsProvider }
+
+func (t taggedCredentials) Retrieve(ctx context.Context) (awssdk.Credentials, error) {
+	c, err := t.p.Retrieve(ctx)
+	if err != nil {
+		return c, &credentialsError{err}
+	}
+	return c, nil
+}
+
+func timedOut(ctx context.Context, err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// retryAfter honours a Retry-After header in seconds if EC2 ever sends
+// one, else gives the default hint.
+func retryAfter(err error) time.Duration {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) && re.Response != nil {
+		if s, perr := strconv.Atoi(re.Response.Header.Get("Retry-After")); perr == nil && s > 0 && s < 3600 {
+			return time.Duration(s) * time.Second
+		}
+	}
+	return throttleRetryAfter
+}

@@ -1,0 +1,328 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+)
+
+const (
+	testKey    = "AKIDFAKEEXAMPLE"
+	testSecret = "fake/secret/key"
+	runningID  = "i-0123456789abcdef0"
+	stoppedID  = "i-0fedcba9876543210"
+	westID     = "i-00000000"
+)
+
+// isolate keeps the host's AWS configuration out of a test: credentials
+// come only from the variables set here, and nothing is read from ~/.aws
+// or IMDS.
+func isolate(t *testing.T, key, secret string) {
+	t.Helper()
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{
+		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_CA_BUNDLE", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE",
+	} {
+		t.Setenv(v, "")
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", key)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", empty)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+}
+
+type env struct {
+	fake *fakecloud.EC2
+	srv  *httptest.Server
+	cfg  cloud.ProviderConfig
+}
+
+// setup starts a TLS fake EC2 that knows testKey's secret, so every call
+// in these tests has its full signature checked.
+func setup(t *testing.T) *env {
+	t.Helper()
+	isolate(t, testKey, testSecret)
+	fake := fakecloud.NewEC2(fakecloud.Options{
+		Instances: []fakecloud.Instance{
+			{ID: runningID, Region: "us-east-1"},
+			{ID: stoppedID, Region: "us-east-1", State: "stopped"},
+			{ID: westID, Region: "us-west-2"},
+		},
+		Secrets: map[string]string{testKey: testSecret},
+	})
+	srv := httptest.NewUnstartedServer(fake)
+	// TestUntrustedServer makes handshakes fail on purpose.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ca, err := fakecloud.WriteCAFile(srv, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{fake: fake, srv: srv, cfg: cloud.ProviderConfig{
+		Enabled: true, Endpoint: srv.URL, CAFile: ca, Timeout: 10 * time.Second,
+	}}
+}
+
+func (e *env) driver(t *testing.T) *Driver {
+	t.Helper()
+	d, err := New(context.Background(), e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.(*Driver)
+}
+
+func inst(id, region string) cloud.Instance {
+	return cloud.Instance{Provider: cloud.ProviderAWS, ID: id, Region: region}
+}
+
+// oneCall asserts the fake saw exactly one call and returns it.
+func oneCall(t *testing.T, f *fakecloud.EC2) fakecloud.Call {
+	t.Helper()
+	calls := f.Calls()
+	if len(calls) != 1 {
+		t.Fatalf("the fake saw %d calls, want exactly 1: %+v", len(calls), calls)
+	}
+	return calls[0]
+}
+
+func wantKind(t *testing.T, err error, kind cloud.ErrorKind, code string) *cloud.Error {
+	t.Helper()
+	var ce *cloud.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v (%T) is not a *cloud.Error", err, err)
+	}
+	if ce.Kind != kind || (code != "" && ce.Code != code) || ce.Provider != cloud.ProviderAWS {
+		t.Fatalf("got %s/%s from %s (%v), want %s/%s", ce.Kind, ce.Code, ce.Provider, err, kind, code)
+	}
+	return ce
+}
+
+func TestRebootSuccess(t *testing.T) {
+	for _, mode := range []cloud.RebootMode{cloud.RebootSoft, cloud.RebootHard, ""} {
+		t.Run(string(mode), func(t *testing.T) {
+			e := setup(t)
+			res, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{Mode: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := oneCall(t, e.fake)
+			if c.Action != "RebootInstances" || c.Region != "us-east-1" || len(c.InstanceIDs) != 1 ||
+				c.InstanceIDs[0] != runningID || c.DryRun || c.AccessKeyID != testKey || c.Error != "" {
+				t.Fatalf("recorded call %+v", c)
+			}
+			if res.RequestID == "" || res.RequestID != c.RequestID {
+				t.Fatalf("request ID %q, the fake answered %q", res.RequestID, c.RequestID)
+			}
+			if in, _ := e.fake.Instance(runningID); in.Reboots != 1 {
+				t.Fatalf("instance rebooted %d times, want 1", in.Reboots)
+			}
+		})
+	}
+}
+
+func TestRebootDryRun(t *testing.T) {
+	e := setup(t)
+	res, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{Mode: cloud.RebootSoft, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := oneCall(t, e.fake)
+	if !c.DryRun || c.Action != "RebootInstances" || c.Error != "DryRunOperation" {
+		t.Fatalf("recorded call %+v, want a dry run answered DryRunOperation", c)
+	}
+	if res.RequestID != c.RequestID {
+		t.Fatalf("request ID %q, the fake answered %q", res.RequestID, c.RequestID)
+	}
+	if in, _ := e.fake.Instance(runningID); in.Reboots != 0 {
+		t.Fatalf("a dry run rebooted the instance %d times", in.Reboots)
+	}
+}
+
+func TestRebootErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		id     string
+		region string
+		fault  *fakecloud.Fault
+		dryRun bool
+		kind   cloud.ErrorKind
+		code   string
+	}{
+		{"unknown instance", "i-0aaaaaaaaaaaaaaaa", "us-east-1", nil, false, cloud.ErrNotFound, "InvalidInstanceID.NotFound"},
+		{"other region", westID, "us-east-1", nil, false, cloud.ErrNotFound, "InvalidInstanceID.NotFound"},
+		{"malformed", "i-xyz", "us-east-1", nil, false, cloud.ErrNotFound, "InvalidInstanceID.Malformed"},
+		{"dry run unknown", "i-0aaaaaaaaaaaaaaaa", "us-east-1", nil, true, cloud.ErrNotFound, "InvalidInstanceID.NotFound"},
+		{"stopped", stoppedID, "us-east-1", nil, false, cloud.ErrInvalidState, "IncorrectInstanceState"},
+		{"busy", runningID, "us-east-1", &fakecloud.Fault{Kind: fakecloud.FaultBusy}, false, cloud.ErrInvalidState, "IncorrectInstanceState"},
+		{"not found fault", runningID, "us-east-1", &fakecloud.Fault{Kind: fakecloud.FaultNotFound}, false, cloud.ErrNotFound, "InvalidInstanceID.NotFound"},
+		{"throttled", runningID, "us-east-1", &fakecloud.Fault{Kind: fakecloud.FaultThrottle}, false, cloud.ErrThrottled, "RequestLimitExceeded"},
+		{"dry run throttled", runningID, "us-east-1", &fakecloud.Fault{Kind: fakecloud.FaultThrottle}, true, cloud.ErrThrottled, "RequestLimitExceeded"},
+		{"not permitted", runningID, "us-east-1", &fakecloud.Fault{Kind: fakecloud.FaultAuth}, false, cloud.ErrUnauthorized, "UnauthorizedOperation"},
+		{"dry run not permitted", runningID, "us-east-1", &fakecloud.Fault{Kind: fakecloud.FaultAuth}, true, cloud.ErrUnauthorized, "UnauthorizedOperation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t)
+			if tt.fault != nil {
+				e.fake.SetFault(tt.id, *tt.fault)
+			}
+			_, err := e.driver(t).Reboot(context.Background(), inst(tt.id, tt.region), cloud.RebootOptions{DryRun: tt.dryRun})
+			ce := wantKind(t, err, tt.kind, tt.code)
+			// Exactly one call: the SDK's retryer would otherwise retry
+			// throttling, which for a reboot means a second reboot.
+			c := oneCall(t, e.fake)
+			if ce.RequestID == "" || ce.RequestID != c.RequestID {
+				t.Errorf("request ID %q, the fake answered %q", ce.RequestID, c.RequestID)
+			}
+			if tt.kind == cloud.ErrThrottled && ce.RetryAfter <= 0 {
+				t.Errorf("no RetryAfter hint on %v", ce)
+			}
+			for _, in := range e.fake.Instances() {
+				if in.Reboots != 0 {
+					t.Errorf("instance %s rebooted", in.ID)
+				}
+			}
+		})
+	}
+}
+
+func TestRebootWrongSecret(t *testing.T) {
+	e := setup(t)
+	isolate(t, testKey, "not-the-secret")
+	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{})
+	wantKind(t, err, cloud.ErrUnauthorized, "AuthFailure")
+	if c := oneCall(t, e.fake); c.Error != "AuthFailure" || c.AccessKeyID != testKey {
+		t.Fatalf("recorded call %+v", c)
+	}
+	if in, _ := e.fake.Instance(runningID); in.Reboots != 0 {
+		t.Fatal("a call with a bad signature rebooted the instance")
+	}
+}
+
+func TestRebootNoCredentials(t *testing.T) {
+	e := setup(t)
+	isolate(t, "", "")
+	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{})
+	wantKind(t, err, cloud.ErrUnauthorized, "")
+	if calls := e.fake.Calls(); len(calls) != 0 {
+		t.Fatalf("a call went out without credentials: %+v", calls)
+	}
+}
+
+func TestRebootTimeout(t *testing.T) {
+	e := setup(t)
+	e.cfg.Timeout = 200 * time.Millisecond
+	e.fake.SetFault(runningID, fakecloud.Fault{Delay: time.Minute})
+	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{})
+	wantKind(t, err, cloud.ErrTimeout, "")
+	oneCall(t, e.fake)
+}
+
+func TestRebootCallerDeadline(t *testing.T) {
+	e := setup(t)
+	e.fake.SetFault(runningID, fakecloud.Fault{Delay: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := e.driver(t).Reboot(ctx, inst(runningID, "us-east-1"), cloud.RebootOptions{})
+	wantKind(t, err, cloud.ErrTimeout, "")
+	oneCall(t, e.fake)
+}
+
+func TestClientPerRegion(t *testing.T) {
+	e := setup(t)
+	d := e.driver(t)
+	ctx := context.Background()
+	for _, in := range []cloud.Instance{inst(runningID, "us-east-1"), inst(runningID, "us-east-1"), inst(westID, "us-west-2")} {
+		if _, err := d.Reboot(ctx, in, cloud.RebootOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := d.clients["us-east-1"]
+	if len(d.clients) != 2 || first == nil || d.clients["us-west-2"] == nil {
+		t.Fatalf("clients: %v", d.clients)
+	}
+	if _, err := d.Reboot(ctx, inst(runningID, "us-east-1"), cloud.RebootOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if d.clients["us-east-1"] != first {
+		t.Fatal("the us-east-1 client was rebuilt")
+	}
+	regions := map[string]int{}
+	for _, c := range e.fake.Calls() {
+		regions[c.Region]++
+	}
+	if regions["us-east-1"] != 3 || regions["us-west-2"] != 1 {
+		t.Fatalf("calls per signing region: %v", regions)
+	}
+}
+
+func TestEndpointFromEnvironment(t *testing.T) {
+	e := setup(t)
+	t.Setenv("AWS_ENDPOINT_URL_EC2", e.srv.URL)
+	e.cfg.Endpoint = ""
+	if _, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	oneCall(t, e.fake)
+}
+
+func TestUntrustedServer(t *testing.T) {
+	e := setup(t)
+	e.cfg.CAFile = ""
+	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{})
+	wantKind(t, err, cloud.ErrUnavailable, "")
+	if calls := e.fake.Calls(); len(calls) != 0 {
+		t.Fatalf("a call reached a server whose certificate is not trusted: %+v", calls)
+	}
+}
+
+func TestNewBadCAFile(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{notPEM, filepath.Join(dir, "absent.crt")} {
+		if _, err := New(context.Background(), cloud.ProviderConfig{CAFile: f}); err == nil {
+			t.Errorf("New accepted caFile %s", f)
+		}
+	}
+}
+
+func TestRebootRefusesOtherInstances(t *testing.T) {
+	e := setup(t)
+	d := e.driver(t)
+	for _, in := range []cloud.Instance{
+		{Provider: cloud.ProviderTencentCloud, ID: "ins-abcd1234", Region: "ap-guangzhou"},
+		{Provider: cloud.ProviderAWS, ID: runningID},
+	} {
+		if _, err := d.Reboot(context.Background(), in, cloud.RebootOptions{}); err == nil {
+			t.Errorf("Reboot(%+v) succeeded", in)
+		}
+	}
+	if _, err := d.Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{Mode: "gentle"}); err == nil {
+		t.Error("an unknown mode was accepted")
+	}
+	if calls := e.fake.Calls(); len(calls) != 0 {
+		t.Fatalf("calls went out: %+v", calls)
+	}
+}

@@ -1,0 +1,262 @@
+package cloud
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Defaults applied to every enabled provider.
+const (
+	DefaultTimeout = 15 * time.Second
+	DefaultQPS     = 5
+	DefaultBurst   = 10
+)
+
+// Config is the --cloud-config file. It never holds credentials: each
+// driver takes them from its cloud's standard chain (environment,
+// workload identity, instance role), so the file can live in a ConfigMap.
+type Config struct {
+	// Providers is keyed by provider name (ProviderAWS, …).
+	Providers map[string]ProviderConfig
+}
+
+// ProviderConfig configures one cloud.
+type ProviderConfig struct {
+	// Enabled is true when the provider's block is present, unless it
+	// says enabled: false.
+	Enabled bool
+	// Region is used when neither the Node's labels nor its providerID
+	// tell the region.
+	Region string
+	// Endpoint overrides the API endpoint, as scheme://host[:port] (VPC
+	// endpoints, tests). Empty means the SDK's own resolution.
+	Endpoint string
+	// CAFile is a PEM bundle trusted in addition to the system roots.
+	CAFile string
+	// Timeout bounds each cloud call.
+	Timeout time.Duration
+	// RateLimit is our own client-side limit on calls to this cloud.
+	RateLimit RateLimit
+}
+
+// RateLimit is a token bucket: QPS tokens per second, at most Burst saved.
+type RateLimit struct {
+	QPS   float64
+	Burst int
+}
+
+// fileConfig is the on-disk shape. It differs from Config only where the
+// file must tell "absent" from "zero" (enabled, timeout).
+type fileConfig struct {
+	Providers map[string]fileProvider `json:"providers"`
+}
+
+type fileProvider struct {
+	Enabled   *bool          `json:"enabled,omitempty"`
+	Region    string         `json:"region,omitempty"`
+	Endpoint  string         `json:"endpoint,omitempty"`
+	CAFile    string         `json:"caFile,omitempty"`
+	Timeout   *duration      `json:"timeout,omitempty"`
+	RateLimit *fileRateLimit `json:"rateLimit,omitempty"`
+}
+
+type fileRateLimit struct {
+	QPS   float64 `json:"qps"`
+	Burst int     `json:"burst"`
+}
+
+// duration reads Go duration strings ("15s"); a bare number is refused
+// because its unit would be a guess.
+type duration time.Duration
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration must be a string with a unit, such as \"15s\", not %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = duration(v)
+	return nil
+}
+
+// knownProviders are the names a config may use.
+var knownProviders = []string{ProviderAWS, ProviderTencentCloud}
+
+// DefaultConfig is what runs without --cloud-config: every cloud enabled,
+// no default region, default timeout and rate limit.
+func DefaultConfig() *Config {
+	c := &Config{Providers: map[string]ProviderConfig{}}
+	for _, p := range knownProviders {
+		c.Providers[p] = ProviderConfig{
+			Enabled:   true,
+			Timeout:   DefaultTimeout,
+			RateLimit: RateLimit{QPS: DefaultQPS, Burst: DefaultBurst},
+		}
+	}
+	return c
+}
+
+// LoadConfig reads, defaults and validates the file at path. An empty
+// path gives DefaultConfig.
+func LoadConfig(path string) (*Config, error) {
+	if path == "" {
+		return DefaultConfig(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cloud config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("cloud config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes a cloud config strictly (unknown or duplicate keys
+// are errors), applies defaults and validates it.
+func ParseConfig(data []byte) (*Config, error) {
+	var f fileConfig
+	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+		msg := err.Error()
+		if strings.Contains(msg, "unknown field") {
+			// The likeliest unknown field is a credential someone tried to
+			// add; say where they go instead.
+			msg += " (credentials never go in the cloud config: they come from the cloud's standard chain, e.g. environment, IRSA or TKE OIDC)"
+		}
+		return nil, errors.New(msg)
+	}
+	c := &Config{Providers: map[string]ProviderConfig{}}
+	for name, fp := range f.Providers {
+		pc := ProviderConfig{
+			Enabled:   fp.Enabled == nil || *fp.Enabled,
+			Region:    fp.Region,
+			Endpoint:  fp.Endpoint,
+			CAFile:    fp.CAFile,
+			Timeout:   DefaultTimeout,
+			RateLimit: RateLimit{QPS: DefaultQPS, Burst: DefaultBurst},
+		}
+		if name == ProviderTencentCloud {
+			if r, ok := tencentRegionAliases[pc.Region]; ok {
+				pc.Region = r
+			}
+		}
+		if fp.Timeout != nil {
+			pc.Timeout = time.Duration(*fp.Timeout)
+		}
+		if rl := fp.RateLimit; rl != nil {
+			pc.RateLimit = RateLimit{QPS: rl.QPS, Burst: rl.Burst}
+			if rl.QPS > 0 && rl.Burst == 0 {
+				// A bucket must hold at least one token to let anything
+				// through.
+				pc.RateLimit.Burst = max(1, int(math.Ceil(rl.QPS)))
+			}
+		}
+		c.Providers[name] = pc
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate checks a Config, whether loaded or built in code.
+func (c *Config) Validate() error {
+	if c == nil {
+		return errors.New("no cloud config")
+	}
+	var errs []error
+	names := make([]string, 0, len(c.Providers))
+	for n := range c.Providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	enabled := 0
+	for _, name := range names {
+		pc := c.Providers[name]
+		if !isKnownProvider(name) {
+			errs = append(errs, fmt.Errorf("providers.%s: unknown provider (known: %s)", name, strings.Join(knownProviders, ", ")))
+			continue
+		}
+		if pc.Enabled {
+			enabled++
+		}
+		if pc.Region != "" && !ValidRegion(name, pc.Region) {
+			errs = append(errs, fmt.Errorf("providers.%s.region: %q is not a %s region name", name, pc.Region, name))
+		}
+		if pc.Endpoint != "" {
+			if err := validateEndpoint(pc.Endpoint); err != nil {
+				errs = append(errs, fmt.Errorf("providers.%s.endpoint: %w", name, err))
+			}
+		}
+		if pc.Timeout <= 0 {
+			errs = append(errs, fmt.Errorf("providers.%s.timeout: must be positive, got %s", name, pc.Timeout))
+		}
+		rl := pc.RateLimit
+		switch {
+		case rl.QPS <= 0 || math.IsInf(rl.QPS, 0) || math.IsNaN(rl.QPS):
+			errs = append(errs, fmt.Errorf("providers.%s.rateLimit.qps: must be a positive number, got %v", name, rl.QPS))
+		case rl.Burst < 1:
+			errs = append(errs, fmt.Errorf("providers.%s.rateLimit.burst: must be at least 1, got %d", name, rl.Burst))
+		}
+	}
+	if len(errs) == 0 && enabled == 0 {
+		errs = append(errs, errors.New("no provider is enabled"))
+	}
+	return errors.Join(errs...)
+}
+
+func isKnownProvider(name string) bool {
+	for _, p := range knownProviders {
+		if p == name {
+			return true
+		}
+	}
+	return false
+}
+
+// validateEndpoint accepts https://host[:port] and nothing more: a path or
+// query would be silently dropped or mangled by one SDK or the other.
+// Plain http is refused because the server would send signed requests,
+// and trust decisions, over an unverified channel.
+func validateEndpoint(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	switch {
+	case u.Scheme != "https":
+		return fmt.Errorf("%q: the scheme must be https", s)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("%q: no host", s)
+	case u.User != nil:
+		return fmt.Errorf("%q: user info is not allowed", s)
+	case u.Path != "" || u.RawPath != "":
+		return fmt.Errorf("%q: a path is not allowed, only https://host[:port]", s)
+	case u.RawQuery != "" || u.ForceQuery:
+		return fmt.Errorf("%q: a query is not allowed", s)
+	case u.Fragment != "":
+		return fmt.Errorf("%q: a fragment is not allowed", s)
+	case u.Opaque != "":
+		return fmt.Errorf("%q: not a URL of the form https://host[:port]", s)
+	}
+	if p := u.Port(); p != "" {
+		var n int
+		if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n < 1 || n > 65535 || fmt.Sprint(n) != p {
+			return fmt.Errorf("%q: bad port %q", s, p)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package fakecloud
+
+import (
+	"encoding/xml"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const ec2Version = "2016-11-15"
+
+// EC2 is a fake of the EC2 Query API (RebootInstances).
+type EC2 struct {
+	*store
+}
+
+// NewEC2 returns a fake EC2 endpoint. The region of a call is the one in
+// its SigV4 credential scope, as real EC2 has one endpoint per region.
+func NewEC2(opts Options) *EC2 {
+	return &EC2{store: newStore(ProviderAWS, opts, ec2State)}
+}
+
+func ec2State(s string) string {
+	if s == "" {
+		return "running"
+	}
+	return strings.ToLower(s)
+}
+
+type ec2Answer struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *EC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_fake/") {
+		e.serveAdmin(w, r, ec2State)
+		return
+	}
+	reqID := newRequestID()
+	fail := func(a ec2Answer) { writeEC2Error(w, reqID, a) }
+
+	if r.Method != http.MethodPost {
+		fail(ec2Answer{http.StatusBadRequest, "InvalidAction", "this fake only takes POST requests"})
+		return
+	}
+	body, err := readBody(r)
+	if err != nil {
+		fail(ec2Answer{http.StatusBadRequest, "InvalidRequest", err.Error()})
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		fail(ec2Answer{http.StatusBadRequest, "InvalidRequest", fmt.Sprintf("unexpected Content-Type %q", ct)})
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		fail(ec2Answer{http.StatusBadRequest, "InvalidRequest", "body is not form-encoded: " + err.Error()})
+		return
+	}
+
+	call := Call{
+		Provider:    ProviderAWS,
+		Action:      form.Get("Action"),
+		InstanceIDs: numberedList(form, "InstanceId"),
+		DryRun:      form.Get("DryRun") == "true",
+		RequestID:   reqID,
+		Time:        time.Now(),
+	}
+	auth, authErr := parseSigV4(r.Header.Get("Authorization"))
+	call.AccessKeyID, call.Region = auth.accessKey, auth.region
+
+	e.mu.Lock()
+	a, delay := e.decide(r, body, form, auth, authErr, &call)
+	call.Error = a.code
+	e.record(call)
+	e.mu.Unlock()
+	if e.opts.OnCall != nil {
+		e.opts.OnCall(call)
+	}
+
+	sleep(r, delay)
+	if a.code != "" {
+		fail(a)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("X-Amzn-Requestid", reqID)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(xml.Header))
+	_ = xml.NewEncoder(w).Encode(rebootInstancesResponse{RequestID: reqID, Return: true})
+}
+
+// decide computes the answer and applies its effect. Call with e.mu held.
+func (e *EC2) decide(r *http.Request, body []byte, form url.Values, auth sigV4Auth, authErr error, call *Call) (ec2Answer, time.Duration) {
+	const authFailure = "AWS was not able to validate the provided access credentials"
+	if authErr != nil {
+		return ec2Answer{http.StatusUnauthorized, "AuthFailure", authErr.Error()}, 0
+	}
+	if len(e.opts.Secrets) > 0 {
+		secret, ok := e.opts.Secrets[auth.accessKey]
+		if !ok || !verifySigV4(r, body, auth, secret) {
+			return ec2Answer{http.StatusUnauthorized, "AuthFailure", authFailure}, 0
+		}
+	}
+	if v := form.Get("Version"); v != ec2Version {
+		return ec2Answer{http.StatusBadRequest, "NoSuchVersion", fmt.Sprintf("An invalid API version %q was specified.", v)}, 0
+	}
+	switch call.Action {
+	case "RebootInstances":
+	case "":
+		return ec2Answer{http.StatusBadRequest, "MissingAction", "The request must contain the parameter Action."}, 0
+	default:
+		return ec2Answer{http.StatusBadRequest, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service.", call.Action)}, 0
+	}
+	ids := call.InstanceIDs
+	if len(ids) == 0 {
+		return ec2Answer{http.StatusBadRequest, "MissingParameter", "The request must contain the parameter InstanceId."}, 0
+	}
+	for _, id := range ids {
+		if !validEC2ID(id) {
+			return ec2Answer{http.StatusBadRequest, "InvalidInstanceID.Malformed", fmt.Sprintf("Invalid id: %q", id)}, 0
+		}
+	}
+
+	f, _ := e.faultFor(ids)
+	switch f.Kind {
+	case FaultThrottle:
+		return ec2Answer{http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded."}, f.Delay
+	case FaultAuth:
+		return ec2Answer{http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation."}, f.Delay
+	}
+	var missing []string
+	for _, id := range ids {
+		in, ok := e.instances[id]
+		if !ok || in.Region != call.Region || e.faults[id].Kind == FaultNotFound {
+			missing = append(missing, id)
+		}
+	}
+	switch {
+	case len(missing) == 1:
+		return ec2Answer{http.StatusBadRequest, "InvalidInstanceID.NotFound", fmt.Sprintf("The instance ID '%s' does not exist", missing[0])}, f.Delay
+	case len(missing) > 1:
+		return ec2Answer{http.StatusBadRequest, "InvalidInstanceID.NotFound", fmt.Sprintf("The instance IDs '%s' do not exist", strings.Join(missing, ", "))}, f.Delay
+	}
+	// EC2 checks permissions, not states, on a dry run.
+	if call.DryRun {
+		return ec2Answer{http.StatusPreconditionFailed, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."}, f.Delay
+	}
+	for _, id := range ids {
+		in := e.instances[id]
+		if e.faults[id].Kind == FaultBusy || (in.State != "running" && in.State != "terminated") {
+			return ec2Answer{http.StatusBadRequest, "IncorrectInstanceState", fmt.Sprintf("The instance '%s' is not in a state from which it can be rebooted.", id)}, f.Delay
+		}
+	}
+	for _, id := range ids {
+		// EC2 silently ignores the reboot of a terminated instance.
+		if in := e.instances[id]; in.State == "running" {
+			in.Reboots++
+		}
+	}
+	return ec2Answer{}, f.Delay
+}
+
+// numberedList reads Name.1, Name.2, … in order.
+func numberedList(form url.Values, name string) []string {
+	type kv struct {
+		n int
+		v string
+	}
+	var items []kv
+	for k, vs := range form {
+		rest, ok := strings.CutPrefix(k, name+".")
+		if !ok || len(vs) == 0 {
+			continue
+		}
+		n, err := strconv.Atoi(rest)
+		if err != nil || n < 1 {
+			continue
+		}
+		items = append(items, kv{n, vs[0]})
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].n < items[j].n })
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = it.v
+	}
+	return out
+}
+
+func validEC2ID(id string) bool {
+	h, ok := strings.CutPrefix(id, "i-")
+	if !ok || (len(h) != 8 && len(h) != 17) {
+		return false
+	}
+	for _, c := range h {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+type rebootInstancesResponse struct {
+	XMLName   xml.Name `xml:"http://ec2.amazonaws.com/doc/2016-11-15/ RebootInstancesResponse"`
+	RequestID string   `xml:"requestId"`
+	Return    bool     `xml:"return"`
+}
+
+type ec2ErrorResponse struct {
+	XMLName   xml.Name   `xml:"Response"`
+	Errors    []ec2Error `xml:"Errors>Error"`
+	RequestID string     `xml:"RequestID"`
+}
+
+type ec2Error struct {
+	Code    string `xml:"Code"`
+	Message string `xml:"Message"`
+}
+
+func writeEC2Error(w http.ResponseWriter, reqID string, a ec2Answer) {
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("X-Amzn-Requestid", reqID)
+	w.WriteHeader(a.status)
+	_, _ = w.Write([]byte(xml.Header))
+	_ = xml.NewEncoder(w).Encode(ec2ErrorResponse{
+		Errors:    []ec2Error{{Code: a.code, Message: a.message}},
+		RequestID: reqID,
+	})
+}
