@@ -1,0 +1,180 @@
+package apiserver
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	cliflag "k8s.io/component-base/cli/flag"
+	netutils "k8s.io/utils/net"
+
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+)
+
+// Options are the server's flags. Like metrics-server, it takes only the
+// parts of RecommendedOptions an API server without etcd needs: serving,
+// delegated authentication and authorization, audit and features.
+type Options struct {
+	SecureServing  *genericoptions.SecureServingOptionsWithLoopback
+	Authentication *genericoptions.DelegatingAuthenticationOptions
+	Authorization  *genericoptions.DelegatingAuthorizationOptions
+	Audit          *genericoptions.AuditOptions
+	Features       *genericoptions.FeatureOptions
+
+	// Kubeconfig reaches kube-apiserver for Nodes, Events and Leases;
+	// empty means the in-cluster config.
+	Kubeconfig string
+	// CloudConfig is the --cloud-config file.
+	CloudConfig string
+	// NodeName is the node this server runs on.
+	NodeName string
+	// LockNamespace holds the per-node lock Leases.
+	LockNamespace string
+	// ActionCooldown is how long a node stays locked after an action.
+	ActionCooldown time.Duration
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	o := &Options{
+		SecureServing:  genericoptions.NewSecureServingOptions().WithLoopback(),
+		Authentication: genericoptions.NewDelegatingAuthenticationOptions(),
+		Authorization:  genericoptions.NewDelegatingAuthorizationOptions(),
+		Audit:          genericoptions.NewAuditOptions(),
+		Features:       genericoptions.NewFeatureOptions(),
+
+		NodeName:       os.Getenv("NODE_NAME"),
+		LockNamespace:  defaultNamespace(),
+		ActionCooldown: 5 * time.Minute,
+	}
+	o.SecureServing.BindPort = 6443
+	o.SecureServing.ServerCert.CertDirectory = "apiserver.local.config/certificates"
+	o.SecureServing.ServerCert.PairName = "apiserver"
+	// API priority and fairness needs informers on flowcontrol objects this
+	// small server does not want; kube-apiserver in front of it already
+	// applies fairness to the requests it proxies.
+	o.Features.EnablePriorityAndFairness = false
+	return o
+}
+
+// defaultNamespace is the pod's namespace in cluster, else kube-system.
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	return "kube-system"
+}
+
+// Flags returns the flags in named sets, for cobra's usage output.
+func (o *Options) Flags() cliflag.NamedFlagSets {
+	var fss cliflag.NamedFlagSets
+	o.SecureServing.AddFlags(fss.FlagSet("secure serving"))
+	o.Authentication.AddFlags(fss.FlagSet("authentication"))
+	o.Authorization.AddFlags(fss.FlagSet("authorization"))
+	o.Audit.AddFlags(fss.FlagSet("auditing"))
+	o.Features.AddFlags(fss.FlagSet("features"))
+
+	fs := fss.FlagSet("k8s-cloud-node-manager")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig of the cluster whose Nodes are served; empty means the in-cluster config.")
+	fs.StringVar(&o.CloudConfig, "cloud-config", o.CloudConfig, "YAML file with per-cloud settings (enabled, region, endpoint, caFile, timeout, rateLimit); see the README. Never credentials.")
+	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the node this server runs on (the downward API's spec.nodeName); actions on it are refused. Defaults to $NODE_NAME.")
+	fs.StringVar(&o.LockNamespace, "lock-namespace", o.LockNamespace, "Namespace of the Leases that keep one action at a time per node across replicas. Defaults to $POD_NAMESPACE, the in-cluster namespace, or kube-system.")
+	fs.DurationVar(&o.ActionCooldown, "action-cooldown", o.ActionCooldown, "How long a node stays locked after an accepted action, or one whose outcome is unknown, so a repeated request does not reboot it twice.")
+	return fss
+}
+
+// Validate checks the flags.
+func (o *Options) Validate() []error {
+	var errs []error
+	errs = append(errs, o.SecureServing.Validate()...)
+	errs = append(errs, o.Authentication.Validate()...)
+	errs = append(errs, o.Authorization.Validate()...)
+	errs = append(errs, o.Audit.Validate()...)
+	errs = append(errs, o.Features.Validate()...)
+	if o.ActionCooldown < time.Second {
+		errs = append(errs, fmt.Errorf("--action-cooldown must be at least 1s, got %s", o.ActionCooldown))
+	}
+	if o.LockNamespace == "" {
+		errs = append(errs, fmt.Errorf("--lock-namespace must not be empty"))
+	}
+	return errs
+}
+
+// Config turns the flags into a server configuration.
+func (o *Options) Config() (*Config, error) {
+	if err := o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
+		return nil, fmt.Errorf("creating self-signed certificates: %w", err)
+	}
+	restConfig, err := o.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	cloudConfig, err := cloud.LoadConfig(o.CloudConfig)
+	if err != nil {
+		return nil, fmt.Errorf("--cloud-config: %w", err)
+	}
+
+	generic := genericapiserver.NewRecommendedConfig(Codecs)
+	if err := o.SecureServing.ApplyTo(&generic.SecureServing, &generic.LoopbackClientConfig); err != nil {
+		return nil, err
+	}
+	setOpenAPIConfig(generic)
+	if err := o.Authentication.ApplyTo(&generic.Authentication, generic.SecureServing, generic.OpenAPIConfig); err != nil {
+		return nil, err
+	}
+	if err := o.Authorization.ApplyTo(&generic.Authorization); err != nil {
+		return nil, err
+	}
+	if err := o.Audit.ApplyTo(&generic.Config); err != nil {
+		return nil, err
+	}
+	if err := o.Features.ApplyTo(&generic.Config, kube, nil); err != nil {
+		return nil, err
+	}
+
+	identity, _ := os.Hostname()
+	return &Config{
+		Generic: generic,
+		Extra: ExtraConfig{
+			Kube:           kube,
+			CloudConfig:    cloudConfig,
+			NodeName:       o.NodeName,
+			LockNamespace:  o.LockNamespace,
+			ActionCooldown: o.ActionCooldown,
+			Identity:       identity,
+		},
+	}, nil
+}
+
+func (o *Options) restConfig() (*rest.Config, error) {
+	var (
+		cfg *rest.Config
+		err error
+	)
+	if o.Kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "k8s-cloud-node-manager"
+	return cfg, nil
+}
