@@ -20,6 +20,10 @@ go tool openapi-gen \
   --output-dir pkg/generated/openapi \
   --output-pkg "$module/pkg/generated/openapi" \
   --output-file zz_generated.openapi.go \
+  --output-model-name-file zz_generated.model_name.go \
+  --readonly-pkg k8s.io/apimachinery/pkg/apis/meta/v1 \
+  --readonly-pkg k8s.io/apimachinery/pkg/runtime \
+  --readonly-pkg k8s.io/apimachinery/pkg/version \
   --report-filename hack/api-violations.list \
   k8s.io/apimachinery/pkg/apis/meta/v1 \
   k8s.io/apimachinery/pkg/runtime \

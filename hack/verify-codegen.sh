@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-generated=(pkg/apis/infraops/v1/zz_generated.deepcopy.go pkg/generated/openapi/zz_generated.openapi.go hack/api-violations.list)
+generated=(pkg/apis/infraops/v1/zz_generated.deepcopy.go pkg/apis/infraops/v1/zz_generated.model_name.go pkg/generated/openapi/zz_generated.openapi.go hack/api-violations.list)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for f in "${generated[@]}"; do

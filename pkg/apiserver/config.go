@@ -54,9 +54,11 @@ func setOpenAPIConfig(c *genericapiserver.RecommendedConfig) {
 	c.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
 	c.OpenAPIConfig.Info.Title = "k8s-cloud-node-manager"
 	c.OpenAPIConfig.Info.Version = version.Version
+	c.OpenAPIConfig.PostProcessSpec = publishActionOptionsV2
 	c.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
 	c.OpenAPIV3Config.Info.Title = "k8s-cloud-node-manager"
 	c.OpenAPIV3Config.Info.Version = version.Version
+	c.OpenAPIV3Config.PostProcessSpec = publishActionOptionsV3
 }
 
 // Complete fills in the defaults.

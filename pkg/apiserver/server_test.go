@@ -667,7 +667,44 @@ func TestNodesView(t *testing.T) {
 		t.Fatalf("unexpected discovery %v", verbs)
 	}
 	// OpenAPI v3 describes the group, for kubectl explain.
-	if r := h.do(http.MethodGet, "/openapi/v3/apis/infraops.michael.io/v1", "alice", ""); r.code != http.StatusOK || !bytes.Contains(r.body, []byte("NodeAction")) {
-		t.Fatalf("openapi v3: %d", r.code)
+	// OpenAPI v2 and v3 describe the group, for kubectl explain, and the
+	// action's request body, which the generic installer leaves out.
+	r = h.do(http.MethodGet, "/openapi/v3/apis/infraops.michael.io/v1", "alice", "")
+	var v3 struct {
+		Paths map[string]struct {
+			Post struct {
+				RequestBody struct {
+					Content map[string]struct {
+						Schema struct {
+							Ref string `json:"$ref"`
+						} `json:"schema"`
+					} `json:"content"`
+				} `json:"requestBody"`
+			} `json:"post"`
+		} `json:"paths"`
+		Components struct {
+			Schemas map[string]json.RawMessage `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(r.body, &v3); err != nil {
+		t.Fatalf("openapi v3: %d %v", r.code, err)
+	}
+	ref := v3.Paths["/apis/infraops.michael.io/v1/nodes/{name}/restart"].Post.RequestBody.Content["application/json"].Schema.Ref
+	const restartOptions = "io.michael.infraops.v1.RestartOptions"
+	if ref != "#/components/schemas/"+restartOptions || !bytes.Contains(v3.Components.Schemas[restartOptions], []byte(`"mode"`)) {
+		names := []string{}
+		for k := range v3.Components.Schemas {
+			names = append(names, k)
+		}
+		t.Fatalf("openapi v3: restart body is %q; schemas %v", ref, names)
+	}
+	for _, kind := range []string{"io.michael.infraops.v1.Node", "io.michael.infraops.v1.NodeAction"} {
+		if _, ok := v3.Components.Schemas[kind]; !ok {
+			t.Errorf("openapi v3 lacks %s", kind)
+		}
+	}
+	r = h.do(http.MethodGet, "/openapi/v2", "alice", "")
+	if r.code != http.StatusOK || !bytes.Contains(r.body, []byte(`"#/definitions/`+restartOptions+`"`)) {
+		t.Fatalf("openapi v2 does not reference %s: %d", restartOptions, r.code)
 	}
 }

@@ -7,5 +7,6 @@
 //
 // +k8s:deepcopy-gen=package
 // +k8s:openapi-gen=true
+// +k8s:openapi-model-package=io.michael.infraops.v1
 // +groupName=infraops.michael.io
 package v1
