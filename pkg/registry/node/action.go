@@ -163,7 +163,7 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 		return nil, 0, nodeNotFound(name)
 	}
 	if err != nil {
-		return nil, 0, kubeAPIError(err)
+		return nil, 0, kubeAPIError("read the node", err)
 	}
 	if r.cfg.SelfNodeName != "" && name == r.cfg.SelfNodeName {
 		return nil, 0, apierrors.NewForbidden(infraopsv1.Resource("nodes"), name,

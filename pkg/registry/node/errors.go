@@ -122,11 +122,20 @@ func requestIDOf(err error) string {
 	return ""
 }
 
-// kubeAPIError keeps kube-apiserver's own Status (e.g. 429, 504) and hides
-// anything else behind a 503 the client may retry.
-func kubeAPIError(err error) error {
-	if _, ok := err.(apierrors.APIStatus); ok {
+// kubeAPIError answers for a failed call this server made to kube-apiserver
+// (what is being done: "read the node", "lock the node"). Throttling and
+// timeouts keep kube-apiserver's own Status. A 401/403/404 there is this
+// server's misconfiguration (its ServiceAccount's RBAC, a missing lock
+// namespace), not the caller's: passing it on would read as if the caller
+// were forbidden or the node missing, so it becomes a 503 that says so.
+func kubeAPIError(doing string, err error) error {
+	switch {
+	case apierrors.IsTooManyRequests(err), apierrors.IsTimeout(err), apierrors.IsServerTimeout(err), apierrors.IsServiceUnavailable(err):
 		return err
+	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("this server is not allowed to %s (check its ServiceAccount's RBAC): %v", doing, err))
+	case apierrors.IsNotFound(err):
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("cannot %s: %v (does --lock-namespace exist?)", doing, err))
 	}
-	return apierrors.NewServiceUnavailable(fmt.Sprintf("cannot read the node from kube-apiserver: %v", err))
+	return apierrors.NewServiceUnavailable(fmt.Sprintf("cannot %s: %v", doing, err))
 }

@@ -11,6 +11,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
@@ -87,7 +88,9 @@ func (l *LeaseLocker) Acquire(ctx context.Context, node string, rec LockRecord, 
 			Annotations: map[string]string{lockRecordAnnotation: string(recJSON)},
 		},
 		Spec: coordinationv1.LeaseSpec{
-			HolderIdentity:       ptr.To(l.Identity),
+			// Unique per acquisition, so a release can tell its own lock
+			// from a takeover of the same Lease.
+			HolderIdentity:       ptr.To(l.Identity + "/" + string(uuid.NewUUID())),
 			LeaseDurationSeconds: ptr.To(holdSeconds),
 			AcquireTime:          &now,
 			RenewTime:            &now,
@@ -98,7 +101,7 @@ func (l *LeaseLocker) Acquire(ctx context.Context, node string, rec LockRecord, 
 		return &leaseLock{l: l, lease: created}, nil
 	}
 	if !apierrors.IsAlreadyExists(err) {
-		return nil, kubeAPIError(err)
+		return nil, kubeAPIError("lock the node", err)
 	}
 	// Someone held it; take it over only if their hold has ended. The
 	// update carries the resourceVersion we read, so of two replicas taking
@@ -108,7 +111,7 @@ func (l *LeaseLocker) Acquire(ctx context.Context, node string, rec LockRecord, 
 		if apierrors.IsNotFound(err) {
 			return nil, lockedError(node, "", time.Second) // released meanwhile; let the client retry
 		}
-		return nil, kubeAPIError(err)
+		return nil, kubeAPIError("lock the node", err)
 	}
 	if left := leaseRemaining(current, l.now()); left > 0 {
 		return nil, lockedError(node, current.Annotations[lockRecordAnnotation], left)
@@ -119,7 +122,7 @@ func (l *LeaseLocker) Acquire(ctx context.Context, node string, rec LockRecord, 
 		return nil, lockedError(node, "", time.Second)
 	}
 	if err != nil {
-		return nil, kubeAPIError(err)
+		return nil, kubeAPIError("lock the node", err)
 	}
 	return &leaseLock{l: l, lease: updated}, nil
 }
@@ -160,11 +163,24 @@ type leaseLock struct {
 	lease *coordinationv1.Lease
 }
 
-// Release deletes the Lease only if it is still ours (the UID precondition),
-// never a lock someone took over meanwhile.
+// Release deletes the Lease only if it is still the one we wrote, never a
+// lock another replica took over meanwhile (a takeover writes a new holder
+// identity); the delete's resourceVersion precondition closes the race
+// between the read and the delete.
 func (k *leaseLock) Release(ctx context.Context) error {
-	err := k.l.Client.CoordinationV1().Leases(k.lease.Namespace).Delete(ctx, k.lease.Name, metav1.DeleteOptions{
-		Preconditions: &metav1.Preconditions{UID: &k.lease.UID, ResourceVersion: &k.lease.ResourceVersion},
+	leases := k.l.Client.CoordinationV1().Leases(k.lease.Namespace)
+	current, err := leases.Get(ctx, k.lease.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if ptr.Deref(current.Spec.HolderIdentity, "") != ptr.Deref(k.lease.Spec.HolderIdentity, "") {
+		return nil
+	}
+	err = leases.Delete(ctx, k.lease.Name, metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{UID: &current.UID, ResourceVersion: &current.ResourceVersion},
 	})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil
