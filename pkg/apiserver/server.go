@@ -45,7 +45,7 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 	recorder := broadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: "k8s-cloud-node-manager", Host: c.Extra.NodeName})
 
 	storage := map[string]rest.Storage{
-		"nodes": node.NewREST(nodeInformer.Lister(), c.defaultRegion),
+		"nodes": node.NewREST(nodeInformer.Informer(), c.defaultRegion),
 	}
 	actionConfig := node.ActionConfig{
 		Client:  c.Extra.Kube,

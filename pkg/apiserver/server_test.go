@@ -663,7 +663,7 @@ func TestNodesView(t *testing.T) {
 	for _, res := range resources.APIResources {
 		verbs[res.Name] = strings.Join(res.Verbs, ",")
 	}
-	if verbs["nodes"] != "get,list" || verbs["nodes/restart"] != "create" {
+	if verbs["nodes"] != "get,list,watch" || verbs["nodes/restart"] != "create" {
 		t.Fatalf("unexpected discovery %v", verbs)
 	}
 	// OpenAPI v3 describes the group, for kubectl explain.

@@ -17,13 +17,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/apiserver/pkg/registry/rest"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 )
 
-// REST serves get and list of nodes from the informer cache.
+// REST serves get, list and watch of nodes from the informer cache.
 type REST struct {
 	lister        corelisters.NodeLister
+	informer      cache.SharedIndexInformer
 	defaultRegion func(provider string) string
 }
 
@@ -36,10 +38,11 @@ var (
 	_ rest.SingularNameProvider = &REST{}
 )
 
-// NewREST returns the nodes storage. defaultRegion gives the cloud config's
-// default region of a provider.
-func NewREST(lister corelisters.NodeLister, defaultRegion func(provider string) string) *REST {
-	return &REST{lister: lister, defaultRegion: defaultRegion}
+// NewREST returns the nodes storage over a Node informer (trimmed with
+// TrimNode). defaultRegion gives the cloud config's default region of a
+// provider.
+func NewREST(informer cache.SharedIndexInformer, defaultRegion func(provider string) string) *REST {
+	return &REST{lister: corelisters.NewNodeLister(informer.GetIndexer()), informer: informer, defaultRegion: defaultRegion}
 }
 
 func (r *REST) New() runtime.Object     { return &infraopsv1.Node{} }
@@ -76,6 +79,9 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 	list := &infraopsv1.NodeList{Items: make([]infraopsv1.Node, 0, len(nodes))}
+	// The informer's resourceVersion lets a client watch from this list
+	// (kubectl get -w) without a second round of ADDED events.
+	list.ResourceVersion = r.informer.LastSyncResourceVersion()
 	for _, n := range nodes {
 		v := toView(n, r.defaultRegion)
 		if !fieldSel.Matches(FieldSet(v)) {
