@@ -1,0 +1,482 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// FakeInstance is one machine the fake cloud knows (its --instances file).
+type FakeInstance struct {
+	Provider string `json:"provider"`
+	Region   string `json:"region"`
+	ID       string `json:"id"`
+	// State is the fake's initial state for the machine; empty leaves the
+	// fake's default.
+	State string `json:"state,omitempty"`
+}
+
+// NodeSpec is a core Node the harness creates, with the status a kubelet
+// would have posted.
+type NodeSpec struct {
+	Name       string
+	ProviderID string
+	Labels     map[string]string
+	Ready      bool
+	BootID     string
+}
+
+// The machines behind the demo nodes.
+const (
+	DemoEC2InstanceID = "i-0123456789abcdef0"
+	DemoCVMInstanceID = "ins-abcd1234"
+)
+
+// Demo node names, one per kind of providerID the server must handle.
+const (
+	DemoNodeEKS        = "ip-10-0-1-23.ec2.internal"
+	DemoNodeTKE        = "172.16.0.12"
+	DemoNodeFargate    = "fargate-ip-10-0-2-45.ec2.internal"
+	DemoNodeNoProvider = "bare-metal-1"
+)
+
+// DemoInstances are the machines of the demo nodes.
+func DemoInstances() []FakeInstance {
+	return []FakeInstance{
+		{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceID, State: "running"},
+		{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceID},
+	}
+}
+
+// DemoNodes are an EKS node, a TKE node (with TKE's short region alias),
+// an EKS Fargate node (not a machine we can reboot) and a node without a
+// providerID.
+func DemoNodes() []NodeSpec {
+	return []NodeSpec{
+		{
+			Name:       DemoNodeEKS,
+			ProviderID: "aws:///us-east-1a/" + DemoEC2InstanceID,
+			Labels: map[string]string{
+				"topology.kubernetes.io/region":    "us-east-1",
+				"topology.kubernetes.io/zone":      "us-east-1a",
+				"node.kubernetes.io/instance-type": "m5.large",
+			},
+			Ready:  true,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0001",
+		},
+		{
+			Name:       DemoNodeTKE,
+			ProviderID: "qcloud:///100003/" + DemoCVMInstanceID,
+			Labels: map[string]string{
+				"topology.kubernetes.io/region":      "gz",
+				"topology.kubernetes.io/zone":        "100003",
+				"cloud.tencent.com/node-instance-id": DemoCVMInstanceID,
+				"node.kubernetes.io/instance-type":   "S5.MEDIUM4",
+			},
+			Ready:  true,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0002",
+		},
+		{
+			Name:       DemoNodeFargate,
+			ProviderID: "aws:///us-east-1b/0123456789abcdef0123456789abcdef/" + DemoNodeFargate,
+			Labels: map[string]string{
+				"topology.kubernetes.io/region":  "us-east-1",
+				"topology.kubernetes.io/zone":    "us-east-1b",
+				"eks.amazonaws.com/compute-type": "fargate",
+			},
+			Ready:  true,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0003",
+		},
+		{
+			Name:   DemoNodeNoProvider,
+			Labels: map[string]string{"kubernetes.io/hostname": DemoNodeNoProvider},
+			Ready:  true,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0004",
+		},
+	}
+}
+
+// ProductOptions configure StartProduct.
+type ProductOptions struct {
+	// ServerBinary is bin/k8s-cloud-node-manager.
+	ServerBinary string
+	// FakeCloudBinary is bin/fake-cloud.
+	FakeCloudBinary string
+	// ExtraServerArgs are appended to the server's flags.
+	ExtraServerArgs []string
+	// ServerEnv is added to the server's environment, after the fake
+	// credentials (so it can override them).
+	ServerEnv []string
+	// FakeCloudEnv is added to the fake cloud's environment.
+	FakeCloudEnv []string
+	// Instances seed the fake cloud; nil means DemoInstances().
+	Instances []FakeInstance
+	// Nodes are created before the server starts; nil means DemoNodes(),
+	// an empty non-nil slice none.
+	Nodes []NodeSpec
+}
+
+// Product is the fake cloud and the extension server, registered with the
+// cluster.
+type Product struct {
+	FakeCloud *Process
+	Server    *Process
+	// EC2URL and CVMURL are the fake cloud's endpoints.
+	EC2URL string
+	CVMURL string
+	// ServerPort is the extension server's port on 127.0.0.1.
+	ServerPort int
+	// CloudConfig is the path of the server's --cloud-config file.
+	CloudConfig string
+	// APIService is the registration; APIService.CABundle verifies both
+	// the server and the fake cloud.
+	APIService APIServiceOptions
+	// Available is how long the APIService took to become usable after
+	// the server was started.
+	Available time.Duration
+
+	cluster   *Cluster
+	serverBin string
+	serverEnv []string
+}
+
+// StartProduct starts the fake cloud, writes the cloud config, creates the
+// nodes, starts the extension server and registers it, and returns once
+// its group version answers through kube-apiserver.
+func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product, error) {
+	for _, b := range []string{o.ServerBinary, o.FakeCloudBinary} {
+		if err := executable(b); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+	}
+	dir := filepath.Join(c.opts.WorkDir, dirProduct)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	p := &Product{cluster: c, serverBin: o.ServerBinary}
+	ok := false
+	defer func() {
+		if !ok {
+			p.stop()
+		}
+	}()
+
+	// One serving certificate for both fake endpoints and one for the
+	// server, from the same extension CA, so one CA file trusts both.
+	fakeCert, fakeKey, caPEM, err := c.NewServingCert([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	caFile := filepath.Join(dir, "ca.crt")
+	files := map[string][]byte{
+		caFile:                               caPEM,
+		filepath.Join(dir, "fake-cloud.crt"): fakeCert,
+		filepath.Join(dir, "fake-cloud.key"): fakeKey,
+	}
+	instances := o.Instances
+	if instances == nil {
+		instances = DemoInstances()
+	}
+	instancesYAML, err := yaml.Marshal(struct {
+		Instances []FakeInstance `json:"instances"`
+	}{instances})
+	if err != nil {
+		return nil, err
+	}
+	files[filepath.Join(dir, "instances.yaml")] = instancesYAML
+	if err := writeFiles(files); err != nil {
+		return nil, err
+	}
+
+	begin := time.Now()
+	p.FakeCloud, err = c.StartProcess("fake-cloud", o.FakeCloudBinary, []string{
+		"--ec2-listen", "127.0.0.1:0",
+		"--cvm-listen", "127.0.0.1:0",
+		"--tls-cert-file", filepath.Join(dir, "fake-cloud.crt"),
+		"--tls-private-key-file", filepath.Join(dir, "fake-cloud.key"),
+		"--instances", filepath.Join(dir, "instances.yaml"),
+		// With the secrets the fakes verify every signature in full, so a
+		// test proves what the SDKs signed, not only the header's shape.
+		"--aws-access-key-id", fakeAWSKeyID, "--aws-secret-access-key", fakeAWSSecret,
+		"--tencent-secret-id", fakeTencentID, "--tencent-secret-key", fakeTencentSecret,
+	}, o.FakeCloudEnv)
+	if err != nil {
+		return nil, err
+	}
+	lineCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	line, err := p.FakeCloud.FirstLine(lineCtx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	if p.EC2URL, p.CVMURL, err = parseFakeCloudLine(line); err != nil {
+		return nil, fmt.Errorf("fake-cloud: %w%s", err, p.FakeCloud.logTailSuffix())
+	}
+	c.opts.Logf("fake cloud up after %s: ec2=%s cvm=%s", time.Since(begin).Round(time.Millisecond), p.EC2URL, p.CVMURL)
+
+	p.CloudConfig = filepath.Join(dir, "cloud-config.yaml")
+	cloudConfig, err := cloudConfigYAML(p.EC2URL, p.CVMURL, caFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFiles(map[string][]byte{p.CloudConfig: cloudConfig}); err != nil {
+		return nil, err
+	}
+
+	nodes := o.Nodes
+	if nodes == nil {
+		nodes = DemoNodes()
+	}
+	for _, n := range nodes {
+		if _, err := c.CreateNode(ctx, n.Name, n.ProviderID, n.Labels); err != nil {
+			return nil, err
+		}
+		if err := c.SetNodeStatus(ctx, n.Name, n.Ready, n.BootID); err != nil {
+			return nil, err
+		}
+	}
+
+	// The server's leader-election lock lives in this namespace, and the
+	// server may look for it before the APIService exists.
+	if err := c.EnsureNamespace(ctx, Namespace); err != nil {
+		return nil, err
+	}
+	p.APIService = ProductAPIService(0, caPEM)
+	serverCert, serverKey, _, err := c.NewServingCert(p.APIService.ServingDNSNames(), []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFiles(map[string][]byte{
+		filepath.Join(dir, "server.crt"): serverCert,
+		filepath.Join(dir, "server.key"): serverKey,
+	}); err != nil {
+		return nil, err
+	}
+	p.serverEnv = append(fakeCredentials(), o.ServerEnv...)
+	extra := append([]string(nil), o.ExtraServerArgs...)
+
+	begin = time.Now()
+	if err := p.startServer(ctx, extra); err != nil {
+		return nil, err
+	}
+	p.APIService.Port = p.ServerPort
+	if err := c.RegisterAPIService(ctx, p.APIService); err != nil {
+		return nil, err
+	}
+	if _, err := c.WaitAPIServiceAvailable(ctx, p.APIService.Name(), p.APIService.GroupVersionPath()); err != nil {
+		return nil, fmt.Errorf("%w%s", err, p.Server.logTailSuffix())
+	}
+	p.Available = time.Since(begin)
+	c.opts.Logf("APIService %s available %s after the server started", p.APIService.Name(), p.Available.Round(time.Millisecond))
+	ok = true
+	return p, nil
+}
+
+func writeFiles(files map[string][]byte) error {
+	for path, data := range files {
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(path, ".key") {
+			mode = 0o600
+		}
+		if err := os.WriteFile(path, data, mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseFakeCloudLine reads "ec2=https://127.0.0.1:P cvm=https://127.0.0.1:Q".
+func parseFakeCloudLine(line string) (ec2, cvm string, err error) {
+	for field := range strings.FieldsSeq(line) {
+		k, v, ok := strings.Cut(field, "=")
+		if !ok {
+			continue
+		}
+		u, perr := url.Parse(v)
+		if perr != nil || u.Scheme == "" || u.Host == "" {
+			return "", "", fmt.Errorf("bad %s URL %q in first line %q", k, v, line)
+		}
+		switch k {
+		case "ec2":
+			ec2 = v
+		case "cvm":
+			cvm = v
+		}
+	}
+	if ec2 == "" || cvm == "" {
+		return "", "", fmt.Errorf("first line %q lacks ec2=URL and cvm=URL", line)
+	}
+	return ec2, cvm, nil
+}
+
+type cloudProviderConfig struct {
+	Region   string `json:"region"`
+	Endpoint string `json:"endpoint"`
+	CAFile   string `json:"caFile"`
+}
+
+func cloudConfigYAML(ec2, cvm, caFile string) ([]byte, error) {
+	return yaml.Marshal(struct {
+		Providers map[string]cloudProviderConfig `json:"providers"`
+	}{map[string]cloudProviderConfig{
+		"aws":          {Region: "us-east-1", Endpoint: ec2, CAFile: caFile},
+		"tencentcloud": {Region: "ap-guangzhou", Endpoint: cvm, CAFile: caFile},
+	}})
+}
+
+// fakeCredentials satisfy the SDKs' credential chains without reaching
+// any real account, and keep the AWS SDK off the instance metadata
+// service (which would stall start-up for seconds off EC2).
+// The fake clouds' credentials: the server signs with them, the fakes verify.
+const (
+	fakeAWSKeyID      = "AKIAFAKEFAKEFAKEFAKE"
+	fakeAWSSecret     = "fake-secret-access-key"
+	fakeTencentID     = "AKIDfakefakefakefakefakefakefakefake"
+	fakeTencentSecret = "fake-secret-key"
+)
+
+func fakeCredentials() []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + fakeAWSKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + fakeAWSSecret,
+		"AWS_EC2_METADATA_DISABLED=true",
+		"TENCENTCLOUD_SECRET_ID=" + fakeTencentID,
+		"TENCENTCLOUD_SECRET_KEY=" + fakeTencentSecret,
+	}
+}
+
+// cloudEnv matches variables through which the caller's real cloud
+// identity (profiles, session tokens, endpoint overrides, TKE workload
+// identity) could reach the server: the demo and the tests must only ever
+// talk to the fake cloud.
+func cloudEnv(kv string) bool {
+	for _, prefix := range []string{"AWS_", "TENCENTCLOUD_", "TKE_"} {
+		if strings.HasPrefix(kv, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Product) serverArgs(port int, extra []string) []string {
+	c := p.cluster
+	dir := filepath.Join(c.opts.WorkDir, dirProduct)
+	return append([]string{
+		"--secure-port", strconv.Itoa(port),
+		"--bind-address", "127.0.0.1",
+		"--tls-cert-file", filepath.Join(dir, "server.crt"),
+		"--tls-private-key-file", filepath.Join(dir, "server.key"),
+		"--kubeconfig", c.kubeconfig,
+		"--authentication-kubeconfig", c.kubeconfig,
+		"--authorization-kubeconfig", c.kubeconfig,
+		"--cloud-config", p.CloudConfig,
+		"--lock-namespace", Namespace,
+	}, extra...)
+}
+
+// startServer picks a port and starts the server until it listens,
+// retrying when it lost the port to someone else.
+func (p *Product) startServer(ctx context.Context, extra []string) error {
+	for range attempts {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		if err := p.launchServer(ctx, port, p.serverArgs(port, extra)); err == nil {
+			p.ServerPort = port
+			return nil
+		} else if !isPortRace(p.Server) {
+			return err
+		}
+		p.cluster.opts.Logf("k8s-cloud-node-manager lost a port race; retrying with another port")
+	}
+	return errPortRace("k8s-cloud-node-manager")
+}
+
+func (p *Product) launchServer(ctx context.Context, port int, args []string) error {
+	proc, err := p.cluster.track(nil, func() (*Process, error) {
+		return startProcess(p.cluster.logDir, "k8s-cloud-node-manager", p.serverBin, args, p.serverEnv, cloudEnv)
+	})
+	if err != nil {
+		return err
+	}
+	p.Server = proc
+	client := p.serverHTTPClient()
+	readyz := fmt.Sprintf("https://127.0.0.1:%d/readyz", port)
+	err = waitFor(ctx, time.Minute, proc, func(ctx context.Context) error {
+		return serverAnswers(ctx, client, readyz)
+	})
+	if err != nil {
+		_ = proc.Stop()
+		return fmt.Errorf("k8s-cloud-node-manager did not start: %w", err)
+	}
+	return nil
+}
+
+// RestartServer stops the extension server and starts it again with the
+// same flags and port, then waits for the APIService to be usable again;
+// it returns how long that took from the new start.
+func (p *Product) RestartServer(ctx context.Context) (time.Duration, error) {
+	args := p.Server.Args()
+	if err := p.Server.Stop(); err != nil {
+		return 0, err
+	}
+	begin := time.Now()
+	if err := p.launchServer(ctx, p.ServerPort, args); err != nil {
+		return 0, err
+	}
+	if _, err := p.cluster.WaitAPIServiceAvailable(ctx, p.APIService.Name(), p.APIService.GroupVersionPath()); err != nil {
+		return 0, fmt.Errorf("%w%s", err, p.Server.logTailSuffix())
+	}
+	return time.Since(begin), nil
+}
+
+func (p *Product) stop() {
+	for _, proc := range []*Process{p.Server, p.FakeCloud} {
+		if proc != nil {
+			_ = proc.Stop()
+		}
+	}
+}
+
+func (p *Product) serverHTTPClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.APIService.CABundle)
+	return &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		},
+	}
+}
+
+// serverAnswers is satisfied by any non-5xx answer: /readyz is open to
+// anonymous users by default, but a server run with anonymous auth off
+// answers 401 and is up all the same; the APIService check that follows
+// proves it serves.
+func serverAnswers(ctx context.Context, client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}

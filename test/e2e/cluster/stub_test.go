@@ -1,0 +1,167 @@
+package cluster
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// envStub, when set, makes the test binary act as a stand-in for
+// bin/fake-cloud or bin/k8s-cloud-node-manager (told apart by their flags),
+// so StartProduct's wiring (flags, files, certificates, environment,
+// APIService) is exercised before the real binaries exist. A compiled test
+// binary (go test -c) can stand in for both in hack/local-up the same way.
+const envStub = "CLUSTER_TEST_STUB"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envStub) != "" {
+		if slices.Contains(os.Args[1:], "--ec2-listen") {
+			exitOn(runFakeCloudStub(os.Args[1:]))
+		}
+		exitOn(runServerStub(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func exitOn(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stub:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func runFakeCloudStub(args []string) error {
+	fs := flag.NewFlagSet("fake-cloud", flag.ContinueOnError)
+	ec2Listen := fs.String("ec2-listen", "", "")
+	cvmListen := fs.String("cvm-listen", "", "")
+	certFile := fs.String("tls-cert-file", "", "")
+	keyFile := fs.String("tls-private-key-file", "", "")
+	instancesFile := fs.String("instances", "", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(*instancesFile)
+	if err != nil {
+		return err
+	}
+	var inst struct {
+		Instances []FakeInstance `json:"instances"`
+	}
+	if err := yaml.UnmarshalStrict(data, &inst); err != nil {
+		return err
+	}
+	if len(inst.Instances) == 0 {
+		return errors.New("no instances")
+	}
+	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+	if err != nil {
+		return err
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	var urls []string
+	for _, addr := range []string{*ec2Listen, *cvmListen} {
+		l, err := tls.Listen("tcp", addr, cfg)
+		if err != nil {
+			return err
+		}
+		urls = append(urls, "https://"+l.Addr().String())
+		go func() {
+			_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				fmt.Fprintln(w, "fake")
+			}))
+		}()
+	}
+	fmt.Printf("ec2=%s cvm=%s\n", urls[0], urls[1])
+	select {}
+}
+
+func runServerStub(args []string) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	port := fs.Int("secure-port", 0, "")
+	bind := fs.String("bind-address", "", "")
+	certFile := fs.String("tls-cert-file", "", "")
+	keyFile := fs.String("tls-private-key-file", "", "")
+	for _, name := range []string{"kubeconfig", "authentication-kubeconfig", "authorization-kubeconfig", "lock-namespace"} {
+		fs.String(name, "", "")
+	}
+	cloudConfig := fs.String("cloud-config", "", "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_PROFILE=") || strings.HasPrefix(kv, "AWS_SESSION_TOKEN=") {
+			return fmt.Errorf("the caller's %s leaked into the server", strings.SplitN(kv, "=", 2)[0])
+		}
+	}
+	if os.Getenv("AWS_EC2_METADATA_DISABLED") != "true" || os.Getenv("TENCENTCLOUD_SECRET_ID") == "" {
+		return errors.New("fake credentials missing")
+	}
+	// The cloud config must lead to the fake cloud, trusting its CA.
+	data, err := os.ReadFile(*cloudConfig)
+	if err != nil {
+		return err
+	}
+	var cc struct {
+		Providers map[string]cloudProviderConfig `json:"providers"`
+	}
+	if err := yaml.UnmarshalStrict(data, &cc); err != nil {
+		return err
+	}
+	for _, name := range []string{"aws", "tencentcloud"} {
+		pc, ok := cc.Providers[name]
+		if !ok {
+			return fmt.Errorf("no %s provider", name)
+		}
+		if err := getWithCA(pc.Endpoint, pc.CAFile); err != nil {
+			return fmt.Errorf("%s endpoint: %w", name, err)
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
+	mux.HandleFunc("/apis/"+Group+"/"+Version, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"%s/%s","resources":[`+
+			`{"name":"nodes","singularName":"node","namespaced":false,"kind":"Node","verbs":["get","list"]}]}`, Group, Version)
+	})
+	srv := &http.Server{
+		Addr:      net.JoinHostPort(*bind, fmt.Sprint(*port)),
+		Handler:   mux,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+	}
+	return srv.ListenAndServeTLS("", "")
+}
+
+func getWithCA(url, caFile string) error {
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return errors.New("no certificate in " + caFile)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
