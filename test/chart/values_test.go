@@ -1,0 +1,224 @@
+package chart_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+)
+
+// TestRestarterAndViewerBindings: each restarters entry is a binding to
+// node-restarter, or, with resourceNames, to a ClusterRole of its own
+// limited to those Nodes; viewers bind the read role.
+func TestRestarterAndViewerBindings(t *testing.T) {
+	m := render(t, `
+rbac:
+  restarters:
+    - name: oncall
+      groups: [sre]
+    - name: limited
+      users: [bob]
+      serviceAccounts: [{namespace: ops, name: remediator}]
+      resourceNames: [node-a, node-b]
+  viewers:
+    - name: dash
+      groups: [observers]
+`)
+	oncall := m.get(t, "ClusterRoleBinding", fullname+"-node-restarter-oncall")
+	if got := roleRef(t, oncall); got != "ClusterRole/"+fullname+"-node-restarter" {
+		t.Fatalf("oncall bound to %s", got)
+	}
+	if got := subjects(t, oncall); !slices.Equal(got, []string{"Group:/sre"}) {
+		t.Fatalf("oncall subjects %v", got)
+	}
+
+	limitedRole := m.get(t, "ClusterRole", fullname+"-node-restarter-limited")
+	want := []string{group + "|nodes/restart|create|node-a", group + "|nodes/restart|create|node-b"}
+	if got := rbacRules(t, limitedRole); !slices.Equal(got, want) {
+		t.Fatalf("limited role grants %v, want %v", got, want)
+	}
+	for k := range limitedRole.GetLabels() {
+		if strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") {
+			t.Fatalf("the limited restarter role is aggregated (%s)", k)
+		}
+	}
+	limited := m.get(t, "ClusterRoleBinding", fullname+"-node-restarter-limited")
+	if got := roleRef(t, limited); got != "ClusterRole/"+limitedRole.GetName() {
+		t.Fatalf("limited bound to %s, not its own role", got)
+	}
+	if got := subjects(t, limited); !slices.Equal(got, []string{"ServiceAccount:ops/remediator", "User:/bob"}) {
+		t.Fatalf("limited subjects %v", got)
+	}
+
+	dash := m.get(t, "ClusterRoleBinding", fullname+"-view-dash")
+	if got := roleRef(t, dash); got != "ClusterRole/"+fullname+"-view" {
+		t.Fatalf("dash bound to %s", got)
+	}
+	// The base roles stay as they are.
+	checkUserRBAC(t, m)
+}
+
+func TestNoUserBindingsByDefault(t *testing.T) {
+	m := render(t, "")
+	for _, b := range m.all("ClusterRoleBinding") {
+		if ref := roleRef(t, b); strings.Contains(ref, "-node-restarter") || strings.HasSuffix(ref, "-view") {
+			t.Fatalf("%s binds %s without being asked", b.GetName(), ref)
+		}
+	}
+}
+
+// TestCloudSettings: keys from existing Secrets, workload identity on the
+// ServiceAccount, and the rest of the pod settings reach the objects.
+func TestCloudSettings(t *testing.T) {
+	m := render(t, `
+cloudConfig:
+  providers:
+    aws: {region: us-west-2, endpoint: "https://ec2.us-west-2.amazonaws.com:443", timeout: 20s, rateLimit: {qps: 2, burst: 4}}
+    tencentcloud: {enabled: false}
+credentials:
+  aws: {existingSecret: aws-keys, sessionTokenKey: token}
+  tencentcloud: {existingSecret: tc-keys, secretIdKey: id, secretKeyKey: key}
+serviceAccount:
+  annotations:
+    eks.amazonaws.com/role-arn: arn:aws:iam::111122223333:role/cnm
+image: {repository: registry.example/cnm, tag: v9.9.9, pullPolicy: Always}
+imagePullSecrets: [{name: pull}]
+nodeSelector: {kubernetes.io/os: linux}
+tolerations: [{key: CriticalAddonsOnly, operator: Exists}]
+priorityClassName: system-cluster-critical
+podAnnotations: {example.com/a: b}
+logging: {format: json, verbosity: 3}
+extraArgs: ["--audit-log-maxage=7"]
+audit: {enabled: true}
+`)
+	d := m.get(t, "Deployment", fullname)
+	pod := mapOf(t, d.Object, "spec", "template", "spec")
+	c := slice(t, pod, "containers")[0].(map[string]any)
+
+	secretEnv := map[string]string{}
+	for _, e := range slice(t, c, "env") {
+		em := e.(map[string]any)
+		ref, ok := em["valueFrom"].(map[string]any)["secretKeyRef"].(map[string]any)
+		if ok {
+			secretEnv[em["name"].(string)] = ref["name"].(string) + "/" + ref["key"].(string)
+		}
+	}
+	wantEnv := map[string]string{
+		"AWS_ACCESS_KEY_ID":       "aws-keys/AWS_ACCESS_KEY_ID",
+		"AWS_SECRET_ACCESS_KEY":   "aws-keys/AWS_SECRET_ACCESS_KEY",
+		"AWS_SESSION_TOKEN":       "aws-keys/token",
+		"TENCENTCLOUD_SECRET_ID":  "tc-keys/id",
+		"TENCENTCLOUD_SECRET_KEY": "tc-keys/key",
+	}
+	if !mapsEqual(secretEnv, wantEnv) {
+		t.Fatalf("credential env %v, want %v", secretEnv, wantEnv)
+	}
+
+	sa := m.get(t, "ServiceAccount", fullname)
+	if sa.GetAnnotations()["eks.amazonaws.com/role-arn"] != "arn:aws:iam::111122223333:role/cnm" {
+		t.Fatalf("ServiceAccount annotations %v", sa.GetAnnotations())
+	}
+	if img := str(t, c, "image"); img != "registry.example/cnm:v9.9.9" || c["imagePullPolicy"] != "Always" {
+		t.Fatalf("image %s %v", img, c["imagePullPolicy"])
+	}
+	if pod["priorityClassName"] != "system-cluster-critical" {
+		t.Fatal("priorityClassName")
+	}
+	if len(slice(t, pod, "imagePullSecrets")) != 1 || len(slice(t, pod, "tolerations")) != 1 || mapOf(t, pod, "nodeSelector")["kubernetes.io/os"] != "linux" {
+		t.Fatal("imagePullSecrets, tolerations or nodeSelector lost")
+	}
+	if mapOf(t, d.Object, "spec", "template", "metadata", "annotations")["example.com/a"] != "b" {
+		t.Fatal("podAnnotations lost")
+	}
+	args := strs(slice(t, c, "args"))
+	for _, want := range []string{"--logging-format=json", "--v=3", "--audit-log-path=-", "--audit-policy-file=/etc/k8s-cloud-node-manager/audit-policy.yaml", "--audit-log-maxage=7"} {
+		if !slices.Contains(args, want) {
+			t.Fatalf("args %v lack %s", args, want)
+		}
+	}
+	cm := m.get(t, "ConfigMap", fullname+"-config")
+	if !strings.Contains(str(t, cm.Object, "data", "audit-policy.yaml"), "nodes/restart") {
+		t.Fatal("audit policy not rendered")
+	}
+	cfg := str(t, cm.Object, "data", "cloud-config.yaml")
+	for _, want := range []string{"region: us-west-2", "enabled: false", "qps: 2"} {
+		if !strings.Contains(cfg, want) {
+			t.Fatalf("cloud config lacks %q:\n%s", want, cfg)
+		}
+	}
+	parsed, err := cloud.ParseConfig([]byte(cfg))
+	if err != nil {
+		t.Fatalf("the server refuses the rendered cloud config: %v\n%s", err, cfg)
+	}
+	aws, tc := parsed.Providers[cloud.ProviderAWS], parsed.Providers[cloud.ProviderTencentCloud]
+	if !aws.Enabled || aws.Region != "us-west-2" || aws.Timeout != 20*time.Second || aws.RateLimit.Burst != 4 || tc.Enabled {
+		t.Fatalf("parsed cloud config %+v", parsed.Providers)
+	}
+}
+
+// TestOverrides: a custom affinity replaces the default anti-affinity, and
+// one replica drops the PDB (minAvailable 1 would block every drain).
+func TestOverrides(t *testing.T) {
+	m := render(t, `
+replicaCount: 1
+affinity:
+  nodeAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      nodeSelectorTerms: [{matchExpressions: [{key: role, operator: In, values: [infra]}]}]
+`)
+	pod := mapOf(t, m.get(t, "Deployment", fullname).Object, "spec", "template", "spec")
+	aff := mapOf(t, pod, "affinity")
+	if _, ok := aff["podAntiAffinity"]; ok {
+		t.Fatal("the default anti-affinity is merged into a custom affinity")
+	}
+	if _, ok := aff["nodeAffinity"]; !ok {
+		t.Fatal("custom affinity lost")
+	}
+	if len(m.all("PodDisruptionBudget")) != 0 {
+		t.Fatal("a PDB with one replica")
+	}
+}
+
+// TestInvalidValues: the schema and the templates refuse values the server
+// or Kubernetes would refuse later, or that would silently do nothing.
+func TestInvalidValues(t *testing.T) {
+	cases := []struct {
+		name, values string
+		// wantErr is a fragment of helm's error message, proving it failed
+		// for this reason and not another.
+		wantErr string
+	}{
+		{"unknown TLS mode", "tls: {mode: insecure}", "/tls/mode"},
+		{"zero replicas", "replicaCount: 0", "/replicaCount"},
+		{"misspelt top-level key", "replicas: 3", "replicas"},
+		{"credential in the cloud config", "cloudConfig: {providers: {aws: {secretAccessKey: x}}}", "secretAccessKey"},
+		{"unknown provider", "cloudConfig: {providers: {gcp: {enabled: true}}}", "gcp"},
+		{"plain http endpoint", `cloudConfig: {providers: {aws: {endpoint: "http://ec2.local"}}}`, "/cloudConfig/providers/aws/endpoint"},
+		{"endpoint with a path", `cloudConfig: {providers: {aws: {endpoint: "https://ec2.local/x"}}}`, "/cloudConfig/providers/aws/endpoint"},
+		{"timeout without a unit", `cloudConfig: {providers: {tencentcloud: {timeout: "15"}}}`, "/cloudConfig/providers/tencentcloud/timeout"},
+		{"zero qps", "cloudConfig: {providers: {aws: {rateLimit: {qps: 0, burst: 1}}}}", "/cloudConfig/providers/aws/rateLimit/qps"},
+		{"existingSecret without a name", "tls: {mode: existingSecret}", "/tls/existingSecret"},
+		{"caBundle that is not a PEM certificate", "tls: {mode: existingSecret, existingSecret: {name: s, caBundle: TFMwdExTMUNSVWRK}}", "must be the PEM text"},
+		{"restarter binding without subjects", "rbac: {restarters: [{name: nobody}]}", "/rbac/restarters/0"},
+		{"restarter name not a DNS label", "rbac: {restarters: [{name: On_Call, groups: [sre]}]}", "/rbac/restarters/0/name"},
+		{"duplicate restarter names", "rbac: {restarters: [{name: a, groups: [x]}, {name: a, users: [bob]}]}", `the name "a" is used twice`},
+		{"unknown logging format", "logging: {format: xml}", "/logging/format"},
+		{"extraArgs not a flag", "extraArgs: [oops]", "/extraArgs/0"},
+		{"image digest not sha256", "image: {digest: latest}", "/image/digest"},
+		{"cooldown without a unit", "actionCooldown: 300", "/actionCooldown"},
+		{"serviceAccount not created and not named", "serviceAccount: {create: false}", "serviceAccount.name is required"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, stderr, err := renderRaw(t, tc.values)
+			if err == nil {
+				t.Fatalf("helm template accepted %q:\n%s", tc.values, out)
+			}
+			if !strings.Contains(stderr, tc.wantErr) {
+				t.Fatalf("helm template failed, but not with %q:\n%s", tc.wantErr, stderr)
+			}
+		})
+	}
+}
