@@ -5,7 +5,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0
 LDFLAGS := -X github.com/michael/k8s-cloud-node-manager/pkg/version.Version=$(VERSION)
 BINARIES := k8s-cloud-node-manager fake-cloud
 
-.PHONY: all build test unit-test e2e-test generate verify demo bench k8s-binaries clean
+# Tools built from the Go module proxy into a cache outside the checkout,
+# keyed by version (warm: instant). The scripts print the path last.
+K8S_BIN_DIR = $(shell hack/build-k8s-binaries.sh | tail -n 1)
+HELM_BIN = $(shell hack/build-helm.sh | tail -n 1)
+
+.PHONY: all build test unit-test chart-test e2e-test generate verify demo bench tools clean
 
 all: build
 
@@ -13,27 +18,34 @@ build:
 	@mkdir -p bin
 	$(foreach b,$(BINARIES),CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/$(b) ./cmd/$(b) &&) true
 
-# kube-apiserver, etcd and kubectl of the libraries' Kubernetes version, built
-# from the Go module proxy into a cache outside the checkout (warm: seconds).
-k8s-binaries:
+# kube-apiserver, etcd and kubectl at the libraries' Kubernetes version
+# (KUBE_VERSION overrides), and helm.
+tools:
 	hack/build-k8s-binaries.sh
+	hack/build-helm.sh
 
-# Everything: generated files fresh, gofmt and vet clean, unit and
-# integration tests with the race detector, then the real-cluster e2e suite.
-test: verify unit-test
+# Everything: generated files fresh, gofmt and vet clean, unit and in-process
+# integration tests with the race detector, the chart's lint/template tests,
+# then the end-to-end suite against a real kube-apiserver and etcd.
+test: verify unit-test chart-test e2e-test
 
 unit-test:
 	$(GO) test -race -count=1 ./pkg/... ./cmd/...
 
+chart-test:
+	HELM_BIN="$(HELM_BIN)" $(GO) test -count=1 ./test/chart/...
+
 e2e-test: build
-	K8S_BIN_DIR="$$(hack/build-k8s-binaries.sh | tail -n 1)" PRODUCT_BIN_DIR="$(CURDIR)/bin" \
-		$(GO) test -count=1 -timeout 30m -v ./test/...
+	K8S_BIN_DIR="$(K8S_BIN_DIR)" HELM_BIN="$(HELM_BIN)" PRODUCT_BIN_DIR="$(CURDIR)/bin" \
+		$(GO) test -count=1 -timeout 40m -v ./test/e2e/...
 
 generate:
 	hack/update-codegen.sh
+	hack/render-manifests.sh
 
 verify:
 	hack/verify-codegen.sh
+	hack/verify-manifests.sh
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
