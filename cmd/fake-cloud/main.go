@@ -194,8 +194,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: %w", ep.name, err)
 		}
 		srv := &http.Server{
-			Handler:           ep.h,
-			TLSConfig:         tlsCfg,
+			Handler: ep.h,
+			// Each server its own copy: ServeTLS writes its protocols into it.
+			TLSConfig:         tlsCfg.Clone(),
 			ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog:          logger,
 		}
