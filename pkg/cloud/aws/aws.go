@@ -9,12 +9,10 @@ package aws
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -53,20 +51,10 @@ var _ cloud.Driver = (*Driver)(nil)
 func New(_ context.Context, cfg cloud.ProviderConfig) (cloud.Driver, error) {
 	d := &Driver{cfg: cfg, clients: map[string]*ec2.Client{}}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		// Not config.WithCustomCABundle: it replaces the system roots.
+		pool, err := cloud.CAPool(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("aws: caFile: %w", err)
-		}
-		// config.WithCustomCABundle would replace the system roots with
-		// this file, which breaks the STS and SSO calls of the credential
-		// chain (IRSA) whenever caFile is set for a private endpoint. The
-		// file is meant as an extra CA, so append it to the system pool.
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("aws: caFile %s: no PEM certificate in it", cfg.CAFile)
+			return nil, fmt.Errorf("aws: %w", err)
 		}
 		d.httpClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 			tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}

@@ -10,7 +10,6 @@ package tencentcloud
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"math"
 	"net/http"
@@ -61,16 +60,9 @@ func New(_ context.Context, cfg cloud.ProviderConfig) (cloud.Driver, error) {
 		d.scheme = strings.ToUpper(u.Scheme)
 	}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pool, err := cloud.CAPool(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("tencentcloud: caFile: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tencentcloud: caFile %s: no PEM certificate in it", cfg.CAFile)
+			return nil, fmt.Errorf("tencentcloud: %w", err)
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
