@@ -49,8 +49,18 @@ func runFakeCloudStub(args []string) error {
 	certFile := fs.String("tls-cert-file", "", "")
 	keyFile := fs.String("tls-private-key-file", "", "")
 	instancesFile := fs.String("instances", "", "")
+	// The harness hands the fake the credentials the server signs with.
+	secrets := map[string]*string{}
+	for _, name := range []string{"aws-access-key-id", "aws-secret-access-key", "tencent-secret-id", "tencent-secret-key"} {
+		secrets[name] = fs.String(name, "", "")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for name, v := range secrets {
+		if *v == "" {
+			return fmt.Errorf("--%s not given", name)
+		}
 	}
 	data, err := os.ReadFile(*instancesFile)
 	if err != nil {
