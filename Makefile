@@ -3,7 +3,7 @@ SHELL := /usr/bin/env bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
 LDFLAGS := -X github.com/michael/k8s-cloud-node-manager/pkg/version.Version=$(VERSION)
-BINARIES := k8s-cloud-node-manager fake-cloud
+BINARIES := k8s-cloud-node-manager fake-cloud kubectl-restart
 
 # Tools built from the Go module proxy into a cache outside the checkout,
 # keyed by version (warm: instant). The scripts print the path last.
@@ -17,6 +17,8 @@ all: build
 build:
 	@mkdir -p bin
 	$(foreach b,$(BINARIES),CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/$(b) ./cmd/$(b) &&) true
+	install -m 0755 cmd/kubectl-restart/kubectl_complete-restart cmd/kubectl-restart/kubectl_complete-cloudnode bin/
+	ln -sf kubectl-restart bin/kubectl-cloudnode
 
 # kube-apiserver, etcd and kubectl at the libraries' Kubernetes version
 # (KUBE_VERSION overrides), and helm.

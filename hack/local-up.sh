@@ -19,7 +19,7 @@ k8s_dir=$(hack/build-k8s-binaries.sh | tail -n 1)
 # Rebuild the product binaries from ./cmd when it is there (incremental,
 # so cheap when nothing changed) rather than demo a stale bin/; otherwise
 # use what `make build` left in bin/.
-for name in k8s-cloud-node-manager fake-cloud; do
+for name in k8s-cloud-node-manager fake-cloud kubectl-restart; do
   if [[ -d "cmd/${name}" ]]; then
     log "building bin/${name}"
     go build -o "bin/${name}" "./cmd/${name}"

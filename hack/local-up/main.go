@@ -138,8 +138,11 @@ func printHowTo(c *cluster.Cluster, p *cluster.Product, b requestBodies, took ti
 	var s strings.Builder
 	fmt.Fprintf(&s, "\nk8s-cloud-node-manager demo is up (%s).\n\n", took.Round(100*time.Millisecond))
 	fmt.Fprintf(&s, "  export KUBECONFIG=%s\n", c.Kubeconfig())
+	pluginDir, _ := filepath.Abs("bin")
 	if kubectl := c.KubectlPath(); filepath.Dir(kubectl) == c.BinDir() {
-		fmt.Fprintf(&s, "  export PATH=%s:$PATH   # the kubectl built with this cluster\n", filepath.Dir(kubectl))
+		fmt.Fprintf(&s, "  export PATH=%s:%s:$PATH   # the kubectl built with this cluster, and kubectl-restart\n", filepath.Dir(kubectl), pluginDir)
+	} else {
+		fmt.Fprintf(&s, "  export PATH=%s:$PATH   # kubectl-restart\n", pluginDir)
 	}
 	fmt.Fprintln(&s)
 	fmt.Fprintf(&s, "Try:\n")
@@ -153,6 +156,9 @@ func printHowTo(c *cluster.Cluster, p *cluster.Product, b requestBodies, took ti
 		restart(cluster.DemoNodeTKE, b.hard) + "      # CVM, region from the gz label",
 		restart(cluster.DemoNodeFargate, b.soft) + "  # Fargate: refused",
 		restart(cluster.DemoNodeNoProvider, b.soft) + "  # no providerID: refused",
+		"kubectl restart " + cluster.DemoNodeTKE + " --dry-run=server          # the kubectl plugin",
+		"kubectl restart " + cluster.DemoNodeTKE + " --mode hard --reason demo -o yaml",
+		"kubectl restart -l topology.kubernetes.io/region=us-east-1 --dry-run=server   # several nodes: asks first",
 	} {
 		fmt.Fprintf(&s, "  %s\n", cmd)
 	}

@@ -1,0 +1,147 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+)
+
+// bootState is what --wait looks at on the core Node.
+type bootState struct {
+	// Rebooted is true once the boot ID differs from the one before.
+	Rebooted bool
+	// Ready is the status of the Ready condition.
+	Ready corev1.ConditionStatus
+}
+
+func (s bootState) done() bool { return s.Rebooted && s.Ready == corev1.ConditionTrue }
+
+func (s bootState) String() string {
+	boot := "boot ID unchanged"
+	if s.Rebooted {
+		boot = "new boot ID"
+	}
+	return fmt.Sprintf("%s, Ready=%s", boot, s.Ready)
+}
+
+func stateOf(n *corev1.Node, bootIDBefore string) bootState {
+	s := bootState{
+		Rebooted: n.Status.NodeInfo.BootID != "" && n.Status.NodeInfo.BootID != bootIDBefore,
+		Ready:    corev1.ConditionUnknown,
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			s.Ready = c.Status
+		}
+	}
+	return s
+}
+
+// rebootWait is one node being waited for.
+type rebootWait struct {
+	Nodes corev1client.NodeInterface
+	Name  string
+	// UID is the node restarted; a node of the same name with another UID
+	// is a new node, not this one back.
+	UID types.UID
+	// BootIDBefore is status.nodeInfo.bootID read before the request.
+	BootIDBefore string
+	// Progress receives the state each time it changes.
+	Progress func(bootState)
+}
+
+// errNodeGone is returned when the node is deleted or replaced while
+// waiting: the machine may be back, but not as this node.
+var errNodeGone = errors.New("node is gone")
+
+// wait watches the core Node until it has booted again and is Ready. Both
+// are needed: Ready alone may never have turned false on a quick reboot,
+// and a new boot ID comes with Ready=False until the kubelet is up. The
+// watch is list-then-watch and re-lists when it expires, so no update is
+// missed on a long reboot.
+func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
+	selector := fields.OneTermEqualSelector(metav1.ObjectNameField, w.Name).String()
+	// The reflector streams the initial state with a watch-list when the
+	// client can; fakes say through the client that they cannot.
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.FieldSelector = selector
+			return w.Nodes.List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = selector
+			return w.Nodes.Watch(ctx, opts)
+		},
+	}, w.Nodes)
+	var (
+		last *bootState
+		done *corev1.Node
+	)
+	report := func(s bootState) {
+		if last == nil || *last != s {
+			last = &s
+			if w.Progress != nil {
+				w.Progress(s)
+			}
+		}
+	}
+	precondition := func(store cache.Store) (bool, error) {
+		obj, exists, err := store.GetByKey(w.Name)
+		if err != nil {
+			return false, err
+		}
+		if !exists {
+			return false, fmt.Errorf("node/%s: %w (deleted)", w.Name, errNodeGone)
+		}
+		return w.check(obj.(*corev1.Node), report, &done)
+	}
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, precondition, func(ev watch.Event) (bool, error) {
+		switch ev.Type {
+		case watch.Deleted:
+			return false, fmt.Errorf("node/%s: %w (deleted)", w.Name, errNodeGone)
+		case watch.Error:
+			return false, apierrors.FromObject(ev.Object)
+		}
+		n, ok := ev.Object.(*corev1.Node)
+		if !ok || n.Name != w.Name {
+			return false, nil
+		}
+		return w.check(n, report, &done)
+	})
+	if err != nil && ctx.Err() != nil {
+		state := "nothing seen yet"
+		if last != nil {
+			state = last.String()
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("timed out waiting for node/%s to come back (%s)", w.Name, state)
+		}
+		return nil, fmt.Errorf("stopped waiting for node/%s to come back (%s): %w", w.Name, state, ctx.Err())
+	}
+	return done, err
+}
+
+// check reports the node's state and, once the wait is over, keeps the
+// node in done.
+func (w rebootWait) check(n *corev1.Node, report func(bootState), done **corev1.Node) (bool, error) {
+	if w.UID != "" && n.UID != w.UID {
+		return false, fmt.Errorf("node/%s: %w (recreated: UID %s, was %s)", w.Name, errNodeGone, n.UID, w.UID)
+	}
+	s := stateOf(n, w.BootIDBefore)
+	report(s)
+	if s.done() {
+		*done = n
+	}
+	return s.done(), nil
+}
