@@ -137,8 +137,9 @@ func leaseRemaining(lease *coordinationv1.Lease, now time.Time) time.Duration {
 
 func lockedError(node, record string, retryAfter time.Duration) error {
 	msg := "another action on this node is in progress or in its cooldown"
-	if record != "" {
-		msg += " (" + record + ")"
+	var rec LockRecord
+	if record != "" && json.Unmarshal([]byte(record), &rec) == nil && rec.Action != "" {
+		msg = fmt.Sprintf("a %s of this node requested by %s is in progress or in its cooldown", rec.Action, rec.User)
 	}
 	err := apierrors.NewConflict(infraopsv1.Resource("nodes"), node, fmt.Errorf("%s; retry after %s", msg, retryAfter.Round(time.Second)))
 	secs := int32((retryAfter + time.Second - 1) / time.Second)

@@ -45,8 +45,8 @@ func TestLeaseLocker(t *testing.T) {
 	if !apierrors.IsConflict(err) {
 		t.Fatalf("want 409, got %v", err)
 	}
-	if s := err.(apierrors.APIStatus).Status(); s.Details.RetryAfterSeconds != 40 {
-		t.Fatalf("want Retry-After 40s, got %+v", s.Details)
+	if s := err.(apierrors.APIStatus).Status(); s.Details.RetryAfterSeconds != 40 || !strings.Contains(s.Message, "a restart of this node requested by alice") {
+		t.Fatalf("want Retry-After 40s and who holds the lock, got %q %+v", s.Message, s.Details)
 	}
 	// Other nodes are independent.
 	if _, err := b.Acquire(ctx, "node-2", rec, time.Minute); err != nil {
