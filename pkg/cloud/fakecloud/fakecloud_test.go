@@ -1,6 +1,7 @@
 package fakecloud
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"io"
@@ -319,21 +320,41 @@ func TestDelayIsRecordedFirst(t *testing.T) {
 	f.SetFault(ec2ID, Fault{Delay: time.Minute})
 	srv := httptest.NewTLSServer(f)
 	defer srv.Close()
-	client := srv.Client()
-	client.Timeout = 100 * time.Millisecond
-	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(url.Values{
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader(url.Values{
 		"Action": {"RebootInstances"}, "Version": {"2016-11-15"}, "InstanceId.1": {ec2ID},
 	}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=K/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host;x-amz-date, Signature="+strings.Repeat("ab", 32))
-	if resp, err := client.Do(req); err == nil {
-		resp.Body.Close()
-		t.Fatal("a delayed answer came back before the client gave up")
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		answered <- err
+	}()
+	// The call is recorded, and the reboot done, while the answer is held.
+	for len(f.Calls()) == 0 {
+		select {
+		case err := <-answered:
+			t.Fatalf("answered (%v) before the call was recorded", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	// A minute's delay: no answer may come in the next moments.
+	select {
+	case err := <-answered:
+		t.Fatalf("a delayed answer came back early (%v)", err)
+	case <-time.After(300 * time.Millisecond):
 	}
 	if calls := f.Calls(); len(calls) != 1 {
 		t.Fatalf("calls %+v, want the one delayed call", calls)
 	}
-	// As in a real cloud, giving up does not undo the reboot.
+	// As in a real cloud, a client that gives up does not undo the reboot.
+	cancel()
+	<-answered
 	if in, _ := f.Instance(ec2ID); in.Reboots != 1 {
 		t.Fatalf("reboots %d", in.Reboots)
 	}
