@@ -263,8 +263,15 @@ func serviceAccountKubeconfig(t *testing.T, name string, rules []rbacv1.PolicyRu
 	if _, err := env.kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	role := "e2e-" + name
+	// Gone after the test, so a rerun in the same cluster (-count) starts clean.
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = env.kube.CoreV1().ServiceAccounts(ns).Delete(ctx, name, metav1.DeleteOptions{})
+		_ = env.kube.RbacV1().ClusterRoleBindings().Delete(ctx, role, metav1.DeleteOptions{})
+		_ = env.kube.RbacV1().ClusterRoles().Delete(ctx, role, metav1.DeleteOptions{})
+	})
 	if rules != nil {
-		role := "e2e-" + name
 		if _, err := env.kube.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: role}, Rules: rules}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
