@@ -77,7 +77,20 @@ func awsNode(name, id string) *corev1.Node {
 	return newNode(name, "aws:///us-east-1a/"+id, map[string]string{"topology.kubernetes.io/region": "us-east-1", "pool": "aws"})
 }
 
+// world is what replicas of the server share: the clouds and kube-apiserver.
+type world struct {
+	kube        *fake.Clientset
+	ec2         *fakecloud.EC2
+	cvm         *fakecloud.CVM
+	cloudConfig *cloud.Config
+}
+
 func startServer(t *testing.T) *harness {
+	t.Helper()
+	return newWorld(t).serve(t, "test-replica")
+}
+
+func newWorld(t *testing.T) *world {
 	t.Helper()
 	// The SDKs' credential chains read these; nothing of the host's own
 	// configuration may leak in.
@@ -132,11 +145,6 @@ providers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	drivers, err := providers.New(ctx, cloudConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	kube := fake.NewClientset(
 		awsNode("aws-node", awsID),
@@ -157,6 +165,18 @@ providers:
 			map[string]string{"eks.amazonaws.com/compute-type": "fargate"}),
 	)
 
+	return &world{kube: kube, ec2: ec2, cvm: cvm, cloudConfig: cloudConfig}
+}
+
+// serve starts one replica of the server in the world.
+func (w *world) serve(t *testing.T, identity string) *harness {
+	t.Helper()
+	kube, ec2, cvm, cloudConfig := w.kube, w.ec2, w.cvm, w.cloudConfig
+	ctx, cancel := context.WithCancel(context.Background())
+	drivers, err := providers.New(ctx, cloudConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
 	serving := genericoptions.NewSecureServingOptions().WithLoopback()
 	listener, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -198,7 +218,7 @@ providers:
 		NodeName:       "self-node",
 		LockNamespace:  "kube-system",
 		ActionCooldown: time.Minute,
-		Identity:       "test-replica",
+		Identity:       identity,
 	}}
 	server, err := config.Complete().New(ctx)
 	if err != nil {
@@ -706,5 +726,34 @@ func TestNodesView(t *testing.T) {
 	r = h.do(http.MethodGet, "/openapi/v2", "alice", "")
 	if r.code != http.StatusOK || !bytes.Contains(r.body, []byte(`"#/definitions/`+restartOptions+`"`)) {
 		t.Fatalf("openapi v2 does not reference %s: %d", restartOptions, r.code)
+	}
+}
+
+// Two replicas behind one Service: requests for one node that land on
+// different replicas still meet one lock (a Lease in kube-apiserver), so
+// the machine reboots once.
+func TestTwoReplicasRebootOnce(t *testing.T) {
+	w := newWorld(t)
+	replicas := []*harness{w.serve(t, "replica-a"), w.serve(t, "replica-b")}
+	const n = 40
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			codes[i] = replicas[i%2].restart("race-node", "").code
+		}(i)
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	if count[http.StatusAccepted] != 1 || count[http.StatusConflict] != n-1 {
+		t.Fatalf("want 1×202 and %d×409 across two replicas, got %v", n-1, count)
+	}
+	if got := reboots(w.ec2.Calls(), awsRaceID); got != 1 {
+		t.Fatalf("want exactly one reboot at the cloud, got %d", got)
 	}
 }
