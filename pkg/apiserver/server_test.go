@@ -465,20 +465,7 @@ func TestRestartDryRunRebootsNothing(t *testing.T) {
 func TestRestartParallelRebootsOnce(t *testing.T) {
 	h := startServer(t)
 	const n = 50
-	codes := make([]int, n)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			codes[i] = h.restart("race-node", "").code
-		}(i)
-	}
-	wg.Wait()
-	count := map[int]int{}
-	for _, c := range codes {
-		count[c]++
-	}
+	count := burst(n, func(int) int { return h.restart("race-node", "").code })
 	if count[http.StatusAccepted] != 1 || count[http.StatusConflict] != n-1 {
 		t.Fatalf("want 1×202 and %d×409, got %v", n-1, count)
 	}
@@ -736,24 +723,30 @@ func TestTwoReplicasRebootOnce(t *testing.T) {
 	w := newWorld(t)
 	replicas := []*harness{w.serve(t, "replica-a"), w.serve(t, "replica-b")}
 	const n = 40
-	codes := make([]int, n)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			codes[i] = replicas[i%2].restart("race-node", "").code
-		}(i)
-	}
-	wg.Wait()
-	count := map[int]int{}
-	for _, c := range codes {
-		count[c]++
-	}
+	count := burst(n, func(i int) int { return replicas[i%2].restart("race-node", "").code })
 	if count[http.StatusAccepted] != 1 || count[http.StatusConflict] != n-1 {
 		t.Fatalf("want 1×202 and %d×409 across two replicas, got %v", n-1, count)
 	}
 	if got := reboots(w.ec2.Calls(), awsRaceID); got != 1 {
 		t.Fatalf("want exactly one reboot at the cloud, got %d", got)
 	}
+}
+
+// burst runs n requests at once and counts their status codes.
+func burst(n int, request func(i int) int) map[int]int {
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = request(i)
+		}()
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	return count
 }

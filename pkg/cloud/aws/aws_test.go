@@ -2,7 +2,6 @@ package aws
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -94,28 +93,6 @@ func inst(id, region string) cloud.Instance {
 	return cloud.Instance{Provider: cloud.ProviderAWS, ID: id, Region: region}
 }
 
-// oneCall asserts the fake saw exactly one call and returns it.
-func oneCall(t *testing.T, f *fakecloud.EC2) fakecloud.Call {
-	t.Helper()
-	calls := f.Calls()
-	if len(calls) != 1 {
-		t.Fatalf("the fake saw %d calls, want exactly 1: %+v", len(calls), calls)
-	}
-	return calls[0]
-}
-
-func wantKind(t *testing.T, err error, kind cloud.ErrorKind, code string) *cloud.Error {
-	t.Helper()
-	var ce *cloud.Error
-	if !errors.As(err, &ce) {
-		t.Fatalf("error %v (%T) is not a *cloud.Error", err, err)
-	}
-	if ce.Kind != kind || (code != "" && ce.Code != code) || ce.Provider != cloud.ProviderAWS {
-		t.Fatalf("got %s/%s from %s (%v), want %s/%s", ce.Kind, ce.Code, ce.Provider, err, kind, code)
-	}
-	return ce
-}
-
 func TestRebootSuccess(t *testing.T) {
 	for _, mode := range []cloud.RebootMode{cloud.RebootSoft, cloud.RebootHard, ""} {
 		t.Run(string(mode), func(t *testing.T) {
@@ -124,7 +101,7 @@ func TestRebootSuccess(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := oneCall(t, e.fake)
+			c := fakecloud.OneCall(t, e.fake)
 			if c.Action != "RebootInstances" || c.Region != "us-east-1" || len(c.InstanceIDs) != 1 ||
 				c.InstanceIDs[0] != runningID || c.DryRun || c.AccessKeyID != testKey || c.Error != "" {
 				t.Fatalf("recorded call %+v", c)
@@ -145,7 +122,7 @@ func TestRebootDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := oneCall(t, e.fake)
+	c := fakecloud.OneCall(t, e.fake)
 	if !c.DryRun || c.Action != "RebootInstances" || c.Error != "DryRunOperation" {
 		t.Fatalf("recorded call %+v, want a dry run answered DryRunOperation", c)
 	}
@@ -186,10 +163,10 @@ func TestRebootErrors(t *testing.T) {
 				e.fake.SetFault(tt.id, *tt.fault)
 			}
 			_, err := e.driver(t).Reboot(context.Background(), inst(tt.id, tt.region), cloud.RebootOptions{DryRun: tt.dryRun})
-			ce := wantKind(t, err, tt.kind, tt.code)
+			ce := fakecloud.WantCloudError(t, cloud.ProviderAWS, err, tt.kind, tt.code)
 			// Exactly one call: the SDK's retryer would otherwise retry
 			// throttling, which for a reboot means a second reboot.
-			c := oneCall(t, e.fake)
+			c := fakecloud.OneCall(t, e.fake)
 			if ce.RequestID == "" || ce.RequestID != c.RequestID {
 				t.Errorf("request ID %q, the fake answered %q", ce.RequestID, c.RequestID)
 			}
@@ -209,8 +186,8 @@ func TestRebootWrongSecret(t *testing.T) {
 	e := setup(t)
 	isolate(t, testKey, "not-the-secret")
 	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{})
-	wantKind(t, err, cloud.ErrUnauthorized, "AuthFailure")
-	if c := oneCall(t, e.fake); c.Error != "AuthFailure" || c.AccessKeyID != testKey {
+	fakecloud.WantCloudError(t, cloud.ProviderAWS, err, cloud.ErrUnauthorized, "AuthFailure")
+	if c := fakecloud.OneCall(t, e.fake); c.Error != "AuthFailure" || c.AccessKeyID != testKey {
 		t.Fatalf("recorded call %+v", c)
 	}
 	if in, _ := e.fake.Instance(runningID); in.Reboots != 0 {
@@ -222,7 +199,7 @@ func TestRebootNoCredentials(t *testing.T) {
 	e := setup(t)
 	isolate(t, "", "")
 	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{})
-	wantKind(t, err, cloud.ErrUnauthorized, "")
+	fakecloud.WantCloudError(t, cloud.ProviderAWS, err, cloud.ErrUnauthorized, "")
 	if calls := e.fake.Calls(); len(calls) != 0 {
 		t.Fatalf("a call went out without credentials: %+v", calls)
 	}
@@ -233,8 +210,8 @@ func TestRebootTimeout(t *testing.T) {
 	e.cfg.Timeout = 200 * time.Millisecond
 	e.fake.SetFault(runningID, fakecloud.Fault{Delay: time.Minute})
 	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{})
-	wantKind(t, err, cloud.ErrTimeout, "")
-	oneCall(t, e.fake)
+	fakecloud.WantCloudError(t, cloud.ProviderAWS, err, cloud.ErrTimeout, "")
+	fakecloud.OneCall(t, e.fake)
 }
 
 func TestRebootCallerDeadline(t *testing.T) {
@@ -243,8 +220,8 @@ func TestRebootCallerDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_, err := e.driver(t).Reboot(ctx, inst(runningID, "us-east-1"), cloud.RebootOptions{})
-	wantKind(t, err, cloud.ErrTimeout, "")
-	oneCall(t, e.fake)
+	fakecloud.WantCloudError(t, cloud.ProviderAWS, err, cloud.ErrTimeout, "")
+	fakecloud.OneCall(t, e.fake)
 }
 
 func TestClientPerRegion(t *testing.T) {
@@ -282,14 +259,14 @@ func TestEndpointFromEnvironment(t *testing.T) {
 	if _, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	oneCall(t, e.fake)
+	fakecloud.OneCall(t, e.fake)
 }
 
 func TestUntrustedServer(t *testing.T) {
 	e := setup(t)
 	e.cfg.CAFile = ""
 	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{})
-	wantKind(t, err, cloud.ErrUnavailable, "")
+	fakecloud.WantCloudError(t, cloud.ProviderAWS, err, cloud.ErrUnavailable, "")
 	if calls := e.fake.Calls(); len(calls) != 0 {
 		t.Fatalf("a call reached a server whose certificate is not trusted: %+v", calls)
 	}

@@ -2,7 +2,6 @@ package tencentcloud
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -85,27 +84,6 @@ func inst(id, region string) cloud.Instance {
 	return cloud.Instance{Provider: cloud.ProviderTencentCloud, ID: id, Region: region}
 }
 
-func oneCall(t *testing.T, f *fakecloud.CVM) fakecloud.Call {
-	t.Helper()
-	calls := f.Calls()
-	if len(calls) != 1 {
-		t.Fatalf("the fake saw %d calls, want exactly 1: %+v", len(calls), calls)
-	}
-	return calls[0]
-}
-
-func wantKind(t *testing.T, err error, kind cloud.ErrorKind, code string) *cloud.Error {
-	t.Helper()
-	var ce *cloud.Error
-	if !errors.As(err, &ce) {
-		t.Fatalf("error %v (%T) is not a *cloud.Error", err, err)
-	}
-	if ce.Kind != kind || (code != "" && ce.Code != code) || ce.Provider != cloud.ProviderTencentCloud {
-		t.Fatalf("got %s/%s from %s (%v), want %s/%s", ce.Kind, ce.Code, ce.Provider, err, kind, code)
-	}
-	return ce
-}
-
 func TestRebootSuccess(t *testing.T) {
 	for mode, stopType := range map[cloud.RebootMode]string{cloud.RebootSoft: "SOFT", cloud.RebootHard: "HARD", "": "SOFT"} {
 		t.Run(string(mode)+"->"+stopType, func(t *testing.T) {
@@ -114,7 +92,7 @@ func TestRebootSuccess(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := oneCall(t, e.fake)
+			c := fakecloud.OneCall(t, e.fake)
 			if c.Action != "RebootInstances" || c.Region != "ap-guangzhou" || len(c.InstanceIDs) != 1 ||
 				c.InstanceIDs[0] != runningID || c.StopType != stopType || c.AccessKeyID != testID || c.Error != "" {
 				t.Fatalf("recorded call %+v", c)
@@ -135,7 +113,7 @@ func TestRebootDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := oneCall(t, e.fake)
+	c := fakecloud.OneCall(t, e.fake)
 	if c.Action != "DescribeInstances" || c.Region != "ap-guangzhou" || len(c.InstanceIDs) != 1 || c.InstanceIDs[0] != runningID {
 		t.Fatalf("recorded call %+v, want only DescribeInstances of %s", c, runningID)
 	}
@@ -180,8 +158,8 @@ func TestRebootErrors(t *testing.T) {
 				e.fake.SetFault(tt.id, *tt.fault)
 			}
 			_, err := e.driver(t).Reboot(context.Background(), inst(tt.id, tt.region), cloud.RebootOptions{DryRun: tt.dryRun})
-			ce := wantKind(t, err, tt.kind, tt.code)
-			c := oneCall(t, e.fake)
+			ce := fakecloud.WantCloudError(t, cloud.ProviderTencentCloud, err, tt.kind, tt.code)
+			c := fakecloud.OneCall(t, e.fake)
 			wantAction := "RebootInstances"
 			if tt.dryRun {
 				wantAction = "DescribeInstances"
@@ -208,8 +186,8 @@ func TestRebootWrongKey(t *testing.T) {
 	e := setup(t)
 	isolate(t, testID, "not-the-key")
 	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "ap-guangzhou"), cloud.RebootOptions{})
-	wantKind(t, err, cloud.ErrUnauthorized, "AuthFailure.SignatureFailure")
-	if c := oneCall(t, e.fake); c.Error != "AuthFailure.SignatureFailure" || c.AccessKeyID != testID {
+	fakecloud.WantCloudError(t, cloud.ProviderTencentCloud, err, cloud.ErrUnauthorized, "AuthFailure.SignatureFailure")
+	if c := fakecloud.OneCall(t, e.fake); c.Error != "AuthFailure.SignatureFailure" || c.AccessKeyID != testID {
 		t.Fatalf("recorded call %+v", c)
 	}
 	if in, _ := e.fake.Instance(runningID); in.Reboots != 0 {
@@ -221,8 +199,8 @@ func TestRebootUnknownSecretID(t *testing.T) {
 	e := setup(t)
 	isolate(t, "AKIDsomeoneElse", testKey)
 	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "ap-guangzhou"), cloud.RebootOptions{})
-	wantKind(t, err, cloud.ErrUnauthorized, "AuthFailure.SecretIdNotFound")
-	oneCall(t, e.fake)
+	fakecloud.WantCloudError(t, cloud.ProviderTencentCloud, err, cloud.ErrUnauthorized, "AuthFailure.SecretIdNotFound")
+	fakecloud.OneCall(t, e.fake)
 }
 
 func TestRebootTKEOIDCMisconfigured(t *testing.T) {
@@ -231,7 +209,7 @@ func TestRebootTKEOIDCMisconfigured(t *testing.T) {
 	// the env credentials must not be used as a silent fallback.
 	t.Setenv("TKE_ROLE_ARN", "qcs::cam::uin/100000000001:roleName/reboot")
 	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "ap-guangzhou"), cloud.RebootOptions{})
-	wantKind(t, err, cloud.ErrUnauthorized, "CredentialError")
+	fakecloud.WantCloudError(t, cloud.ProviderTencentCloud, err, cloud.ErrUnauthorized, "CredentialError")
 	if calls := e.fake.Calls(); len(calls) != 0 {
 		t.Fatalf("a call went out: %+v", calls)
 	}
@@ -242,8 +220,8 @@ func TestRebootTimeout(t *testing.T) {
 	e.cfg.Timeout = 200 * time.Millisecond
 	e.fake.SetFault(runningID, fakecloud.Fault{Delay: time.Minute})
 	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "ap-guangzhou"), cloud.RebootOptions{})
-	wantKind(t, err, cloud.ErrTimeout, "")
-	oneCall(t, e.fake)
+	fakecloud.WantCloudError(t, cloud.ProviderTencentCloud, err, cloud.ErrTimeout, "")
+	fakecloud.OneCall(t, e.fake)
 }
 
 func TestClientPerRegion(t *testing.T) {
@@ -271,7 +249,7 @@ func TestUntrustedServer(t *testing.T) {
 	e := setup(t)
 	e.cfg.CAFile = ""
 	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "ap-guangzhou"), cloud.RebootOptions{})
-	wantKind(t, err, cloud.ErrUnavailable, "ClientError.NetworkError")
+	fakecloud.WantCloudError(t, cloud.ProviderTencentCloud, err, cloud.ErrUnavailable, "ClientError.NetworkError")
 	if calls := e.fake.Calls(); len(calls) != 0 {
 		t.Fatalf("a call reached a server whose certificate is not trusted: %+v", calls)
 	}
