@@ -63,6 +63,7 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		// is shorter.
 		CloudTimeout: 2 * time.Minute,
 	}
+	node.RegisterMetrics()
 	for _, a := range node.Actions {
 		storage["nodes/"+a.Name] = node.NewActionREST(a, actionConfig)
 	}

@@ -121,6 +121,11 @@ func (r *ActionREST) ProducesObject(string) interface{} { return infraopsv1.Node
 func (r *ActionREST) Connect(ctx context.Context, name string, _ runtime.Object, responder rest.Responder) (http.Handler, error) {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		obj, code, err := r.serve(ctx, name, w, req)
+		dryRun := false
+		if a, ok := obj.(*infraopsv1.NodeAction); ok {
+			dryRun = a.DryRun
+		}
+		observeRequest(r.action.Name, dryRun, code, err)
 		if err != nil {
 			responder.Error(err)
 			return
@@ -204,6 +209,7 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 	started := r.cfg.Now()
 	result, err := r.action.Run(callCtx, driver, inst, opts)
 	elapsed := r.cfg.Now().Sub(started)
+	observeCloudCall(inst.Provider, r.action.Name, elapsed, err)
 	if err != nil {
 		if lock != nil && cloudDidNothing(err) {
 			// Release on a fresh context: the request's may be gone.
