@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,6 +15,7 @@ import (
 	"math/big"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -119,6 +121,45 @@ func TestGetNodesTable(t *testing.T) {
 	out, err = kubectl(t, "", "", "get", "nodes.infraops.michael.io", cluster.DemoNodeFargate, "-o", "wide")
 	if err != nil || !strings.Contains(out, "Fargate") {
 		t.Fatalf("wide view of the Fargate node: %v\n%s", err, out)
+	}
+}
+
+func TestWatchThroughTheAggregator(t *testing.T) {
+	timed(t)
+	m := newMachine(t, cloud.ProviderAWS, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, env.cluster.KubectlPath(), "--kubeconfig", env.cluster.Kubeconfig(),
+		"get", "nodes.infraops.michael.io", m.node, "--watch", "-o", "custom-columns=NAME:.metadata.name,BOOT:.status.bootID")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	lines := bufio.NewScanner(stdout)
+	var seen []string
+	next := func() string {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("kubectl get --watch ended (%v) after %q", lines.Err(), seen)
+		}
+		line := strings.Join(strings.Fields(lines.Text()), " ")
+		seen = append(seen, line)
+		return line
+	}
+	// The header, then the node as it is.
+	if header, first := next(), next(); header != "NAME BOOT" || first != m.node+" boot-"+m.node {
+		t.Fatalf("unexpected start of the watch: %q", seen)
+	}
+	// A kubelet reports a new boot: the watcher sees it through kube-apiserver.
+	if err := env.cluster.SetNodeStatus(ctx, m.node, true, "boot-after-reboot"); err != nil {
+		t.Fatal(err)
+	}
+	if line := next(); line != m.node+" boot-after-reboot" {
+		t.Fatalf("want the new boot ID in the watch, got %q", line)
 	}
 }
 
