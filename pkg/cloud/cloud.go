@@ -33,6 +33,18 @@ func (i Instance) String() string {
 	return fmt.Sprintf("%s/%s/%s", i.Provider, i.Region, i.ID)
 }
 
+// CheckFor is what a driver asks of an Instance before calling its cloud:
+// that it is the driver's own provider's, with a region and an ID.
+func (i Instance) CheckFor(provider string) error {
+	if i.Provider != provider {
+		return fmt.Errorf("%s: instance %s belongs to provider %q", provider, i.ID, i.Provider)
+	}
+	if i.Region == "" || i.ID == "" {
+		return fmt.Errorf("%s: instance %q has no region or ID", provider, i.String())
+	}
+	return nil
+}
+
 // RebootMode asks for a clean OS reboot (soft) or a forced one (hard).
 // Clouds without the choice (EC2) treat both the same.
 type RebootMode string

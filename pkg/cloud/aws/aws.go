@@ -99,11 +99,8 @@ func (d *Driver) client(ctx context.Context, region string) (*ec2.Client, error)
 // the OS to reboot and forces a hard reboot itself after about four
 // minutes if the OS does not go down, so both modes send the same call.
 func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.RebootOptions) (cloud.Result, error) {
-	if inst.Provider != cloud.ProviderAWS {
-		return cloud.Result{}, fmt.Errorf("aws: instance %s belongs to provider %q", inst.ID, inst.Provider)
-	}
-	if inst.Region == "" || inst.ID == "" {
-		return cloud.Result{}, fmt.Errorf("aws: instance %q has no region or ID", inst.String())
+	if err := inst.CheckFor(cloud.ProviderAWS); err != nil {
+		return cloud.Result{}, err
 	}
 	switch opts.Mode {
 	case "", cloud.RebootSoft, cloud.RebootHard:

@@ -176,11 +176,8 @@ func (d *Driver) client(ctx context.Context, region string) (*cvm.Client, error)
 // DescribeInstances that the instance exists and is RUNNING, the state
 // RebootInstances requires, and reboots nothing.
 func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.RebootOptions) (cloud.Result, error) {
-	if inst.Provider != cloud.ProviderTencentCloud {
-		return cloud.Result{}, fmt.Errorf("tencentcloud: instance %s belongs to provider %q", inst.ID, inst.Provider)
-	}
-	if inst.Region == "" || inst.ID == "" {
-		return cloud.Result{}, fmt.Errorf("tencentcloud: instance %q has no region or ID", inst.String())
+	if err := inst.CheckFor(cloud.ProviderTencentCloud); err != nil {
+		return cloud.Result{}, err
 	}
 	var stopType string
 	switch opts.Mode {
