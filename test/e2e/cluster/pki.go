@@ -67,20 +67,7 @@ func newCA(commonName string) (*keyPair, error) {
 		IsCA:                  true,
 		MaxPathLenZero:        true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("self-signing %s: %w", commonName, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &keyPair{
-		cert:    cert,
-		key:     key,
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  keyPEM,
-	}, nil
+	return sign(tmpl, tmpl, key, key, keyPEM)
 }
 
 type leafSpec struct {
@@ -110,9 +97,15 @@ func (ca *keyPair) issue(spec leafSpec) (*keyPair, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  spec.usages,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), crypto.Signer(ca.key))
+	return sign(tmpl, ca.cert, ca.key, key, keyPEM)
+}
+
+// sign creates the certificate of key from tmpl, signed by parent's key
+// (tmpl itself and key for a self-signed CA).
+func sign(tmpl, parent *x509.Certificate, parentKey crypto.Signer, key *ecdsa.PrivateKey, keyPEM []byte) (*keyPair, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
 	if err != nil {
-		return nil, fmt.Errorf("signing %s with %s: %w", spec.subject.CommonName, ca.cert.Subject.CommonName, err)
+		return nil, fmt.Errorf("signing %s with %s: %w", tmpl.Subject.CommonName, parent.Subject.CommonName, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
