@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,9 +58,9 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		DefaultRegion: c.defaultRegion,
 		SelfNodeName:  c.Extra.NodeName,
 		Cooldown:      c.Extra.ActionCooldown,
-		// An outer bound only: each driver's own timeout (cloud config)
-		// is shorter.
-		CloudTimeout: 2 * time.Minute,
+		// No CloudTimeout: each cloud's configured timeout, applied by
+		// the wrapper in pkg/cloud/providers, is the one bound of a call
+		// (cloud.Config.LongestTimeout gives the longest).
 	}
 	node.RegisterMetrics()
 	for _, a := range node.Actions {

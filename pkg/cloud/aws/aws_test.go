@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -333,5 +334,28 @@ func TestRebootRefusesOtherInstances(t *testing.T) {
 	}
 	if calls := e.fake.Calls(); len(calls) != 0 {
 		t.Fatalf("calls went out: %+v", calls)
+	}
+}
+
+// An answer that is not EC2's (an HTML page with 200 from a proxy or
+// captive portal, an answer without a request ID) is never a success: it
+// is ErrBadAnswer, whose outcome is unknown.
+func TestRebootMalformedAnswers(t *testing.T) {
+	for _, kind := range []string{fakecloud.FaultMalformed, fakecloud.FaultNoRequestID} {
+		for _, dryRun := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/dryRun=%v", kind, dryRun), func(t *testing.T) {
+				e := setup(t)
+				e.fake.SetFault(runningID, fakecloud.Fault{Kind: kind})
+				res, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{DryRun: dryRun})
+				if err == nil {
+					t.Fatalf("a malformed answer was taken for success: %+v", res)
+				}
+				ce := fakecloud.WantCloudError(t, cloud.ProviderAWS, err, cloud.ErrBadAnswer, "")
+				if ce.NotSent || !strings.Contains(ce.Error(), "unknown") {
+					t.Errorf("%v: want an error saying the outcome is unknown", ce)
+				}
+				fakecloud.OneCall(t, e.fake)
+			})
+		}
 	}
 }

@@ -70,7 +70,14 @@ func (c *CVM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.opts.OnCall(call)
 	}
 	sleep(r, delay)
-	writeCVM(w, reqID, a)
+	switch a.code {
+	case FaultMalformed:
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	case FaultNoRequestID:
+		writeJSON(w, http.StatusOK, map[string]any{"Response": map[string]any{}})
+	default:
+		writeCVM(w, reqID, a)
+	}
 }
 
 // decide computes the answer and applies its effect. Call with c.mu held.
@@ -162,6 +169,9 @@ func (c *CVM) reboot(call *Call, forceReboot bool) (cvmAnswer, time.Duration) {
 	}
 	f, _ := c.faultFor(ids)
 	switch f.Kind {
+	case FaultMalformed, FaultNoRequestID:
+		// Not CVM's answer: nothing happens to the instance.
+		return cvmAnswer{code: f.Kind}, f.Delay
 	case FaultThrottle:
 		return fail(f.Delay, "RequestLimitExceeded", "Your current request times equals to `10` in a second, which exceeds the frequency limit `10` for a second. Please reduce the frequency of calls.")
 	case FaultAuth:
@@ -196,6 +206,8 @@ func (c *CVM) describe(call *Call) (cvmAnswer, time.Duration) {
 	}
 	f, _ := c.faultFor(call.InstanceIDs)
 	switch f.Kind {
+	case FaultMalformed, FaultNoRequestID:
+		return cvmAnswer{code: f.Kind}, f.Delay
 	case FaultThrottle:
 		return cvmAnswer{code: "RequestLimitExceeded", message: "Your current request times exceed the frequency limit."}, f.Delay
 	case FaultAuth:

@@ -2,11 +2,13 @@ package tencentcloud
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -297,6 +299,29 @@ func TestCamel(t *testing.T) {
 	for in, want := range map[string]string{"STOPPED": "Stopped", "LAUNCH_FAILED": "LaunchFailed", "": ""} {
 		if got := camel(in); got != want {
 			t.Errorf("camel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A 200 answer without CVM's Response envelope, or without a RequestId,
+// is never a success and never a panic: it is ErrBadAnswer, whose outcome
+// is unknown, for real calls and dry runs alike.
+func TestRebootMalformedAnswers(t *testing.T) {
+	for _, kind := range []string{fakecloud.FaultMalformed, fakecloud.FaultNoRequestID} {
+		for _, dryRun := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/dryRun=%v", kind, dryRun), func(t *testing.T) {
+				e := setup(t)
+				e.fake.SetFault(runningID, fakecloud.Fault{Kind: kind})
+				res, err := e.driver(t).Reboot(context.Background(), inst(runningID, "ap-guangzhou"), cloud.RebootOptions{DryRun: dryRun})
+				if err == nil {
+					t.Fatalf("a malformed answer was taken for success: %+v", res)
+				}
+				ce := fakecloud.WantCloudError(t, cloud.ProviderTencentCloud, err, cloud.ErrBadAnswer, "")
+				if ce.NotSent || !strings.Contains(ce.Error(), "unknown") {
+					t.Errorf("%v: want an error saying the outcome is unknown", ce)
+				}
+				fakecloud.OneCall(t, e.fake)
+			})
 		}
 	}
 }
