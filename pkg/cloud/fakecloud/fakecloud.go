@@ -254,7 +254,7 @@ func (s *store) serveAdmin(w http.ResponseWriter, r *http.Request, normState fun
 			f.Delay = d
 		}
 		switch f.Kind {
-		case "", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy, FaultMalformed, FaultNoRequestID:
+		case "", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy, FaultMalformed, FaultNoRequestID, FaultOpFailed, FaultOpStuck:
 		default:
 			http.Error(w, fmt.Sprintf("unknown fault kind %q", f.Kind), http.StatusBadRequest)
 			return
