@@ -1,10 +1,12 @@
-// Command fake-cloud serves the wire-level EC2 and CVM fakes of
-// pkg/cloud/fakecloud over TLS, for the local demo and end-to-end tests.
+// Command fake-cloud serves the wire-level EC2, CVM and Azure (Entra ID
+// token endpoint and ARM, on one listener) fakes of pkg/cloud/fakecloud
+// over TLS, for the local demo and end-to-end tests.
 //
-//	fake-cloud --ec2-listen 127.0.0.1:0 --cvm-listen 127.0.0.1:0 \
+//	fake-cloud --ec2-listen 127.0.0.1:0 --cvm-listen 127.0.0.1:0 --azure-listen 127.0.0.1:0 \
 //	  --tls-cert-file tls.crt --tls-private-key-file tls.key --instances instances.yaml
 //
-// The first line on stdout is "ec2=https://HOST:PORT cvm=https://HOST:PORT",
+// The first line on stdout is "ec2=https://HOST:PORT cvm=https://HOST:PORT
+// azure=https://HOST:PORT" (the endpoints served),
 // written once both listen, so a harness can start it on port 0 and read
 // the ports. Every API call is logged on stderr in one line.
 package main
@@ -50,6 +52,10 @@ type options struct {
 	instancesFile         string
 	awsKeyID, awsSecret   string
 	tencentID, tencentKey string
+	azureListen           string
+	azureTenant           string
+	azureClient           string
+	azureSecret           string
 }
 
 // instancesFile is the --instances YAML.
@@ -70,14 +76,20 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.awsSecret, "aws-secret-access-key", "", "the secret of --aws-access-key-id")
 	fs.StringVar(&o.tencentID, "tencent-secret-id", "", "with --tencent-secret-key: verify the full TC3 signature of this SecretId and refuse others")
 	fs.StringVar(&o.tencentKey, "tencent-secret-key", "", "the key of --tencent-secret-id")
+	fs.StringVar(&o.azureListen, "azure-listen", "", "address of the fake Azure endpoint (Entra ID token endpoint and ARM on one listener; empty: not served)")
+	fs.StringVar(&o.azureTenant, "azure-tenant-id", "", "the one tenant the fake Entra ID knows")
+	fs.StringVar(&o.azureClient, "azure-client-id", "", "the one client ID the fake Entra ID knows")
+	fs.StringVar(&o.azureSecret, "azure-client-secret", "", "its client secret")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case o.ec2Listen == "" && o.cvmListen == "":
-		return o, errors.New("--ec2-listen or --cvm-listen is required")
+	case o.ec2Listen == "" && o.cvmListen == "" && o.azureListen == "":
+		return o, errors.New("--ec2-listen, --cvm-listen or --azure-listen is required")
+	case o.azureListen != "" && (o.azureTenant == "" || o.azureClient == "" || o.azureSecret == ""):
+		return o, errors.New("--azure-listen needs --azure-tenant-id, --azure-client-id and --azure-client-secret: the fake issues tokens to that one client only")
 	case o.certFile == "" || o.keyFile == "":
 		return o, errors.New("--tls-cert-file and --tls-private-key-file are required: the fakes only speak TLS, like the clouds")
 	case o.instancesFile == "":
@@ -91,21 +103,27 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 func loadInstances(path string) (aws, tc []fakecloud.Instance, err error) {
+	aws, tc, _, err = loadAllInstances(path)
+	return aws, tc, err
+}
+
+// loadAllInstances reads the --instances file, split by provider.
+func loadAllInstances(path string) (aws, tc, az []fakecloud.Instance, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var f instancesFile
 	if err := yaml.UnmarshalStrict(data, &f); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	seen := map[string]bool{}
 	for i, in := range f.Instances {
 		if in.ID == "" || in.Region == "" {
-			return nil, nil, fmt.Errorf("%s: instance %d needs an id and a region", path, i)
+			return nil, nil, nil, fmt.Errorf("%s: instance %d needs an id and a region", path, i)
 		}
 		if seen[in.ID] {
-			return nil, nil, fmt.Errorf("%s: instance %s listed twice", path, in.ID)
+			return nil, nil, nil, fmt.Errorf("%s: instance %s listed twice", path, in.ID)
 		}
 		seen[in.ID] = true
 		// Check IDs with the server's own parser, so that the demo cannot
@@ -118,14 +136,18 @@ func loadInstances(path string) (aws, tc []fakecloud.Instance, err error) {
 		case cloud.ProviderTencentCloud:
 			pid = "tencentcloud:////" + in.ID
 			tc = append(tc, in)
+		case fakecloud.ProviderAzure:
+			// An ARM resource ID is an Azure providerID after "azure://".
+			pid = "azure://" + in.ID
+			az = append(az, in)
 		default:
-			return nil, nil, fmt.Errorf("%s: instance %s: provider %q is not aws or tencentcloud", path, in.ID, in.Provider)
+			return nil, nil, nil, fmt.Errorf("%s: instance %s: provider %q is not aws, tencentcloud or azure", path, in.ID, in.Provider)
 		}
 		if _, err := providers.Resolve(pid, nil, func(string) string { return in.Region }); err != nil {
-			return nil, nil, fmt.Errorf("%s: instance %s: %w", path, in.ID, err)
+			return nil, nil, nil, fmt.Errorf("%s: instance %s: %w", path, in.ID, err)
 		}
 	}
-	return aws, tc, nil
+	return aws, tc, az, nil
 }
 
 func secrets(id, secret string) map[string]string {
@@ -144,7 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	awsInstances, tcInstances, err := loadInstances(o.instancesFile)
+	awsInstances, tcInstances, azInstances, err := loadAllInstances(o.instancesFile)
 	if err != nil {
 		return err
 	}
@@ -182,6 +204,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		})})
 	}
 
+	if o.azureListen != "" {
+		eps = append(eps, endpoint{"azure", o.azureListen, fakecloud.NewAzure(fakecloud.AzureOptions{
+			Instances: azInstances, TenantID: o.azureTenant, ClientID: o.azureClient, ClientSecret: o.azureSecret, OnCall: logCall,
+		})})
+	}
+
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	var servers []*http.Server
 	var urls []string
@@ -208,7 +236,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := fmt.Fprintln(stdout, strings.Join(urls, " ")); err != nil {
 		return err
 	}
-	logger.Printf("serving %s (%d aws and %d tencentcloud instances)", strings.Join(urls, " "), len(awsInstances), len(tcInstances))
+	logger.Printf("serving %s (%d aws, %d tencentcloud and %d azure instances)", strings.Join(urls, " "), len(awsInstances), len(tcInstances), len(azInstances))
 
 	select {
 	case <-ctx.Done():

@@ -235,3 +235,31 @@ func TestLoadInstancesErrors(t *testing.T) {
 		t.Fatalf("got %+v %+v %v", a, c, err)
 	}
 }
+
+func TestLoadAzureInstances(t *testing.T) {
+	dir := t.TempDir()
+	const vm = "/subscriptions/0a1b2c3d-0000-1111-2222-333344445555/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-1"
+	path := filepath.Join(dir, "azure")
+	if err := os.WriteFile(path, []byte("instances: [{provider: azure, region: eastus, id: "+vm+"}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, az, err := loadAllInstances(path)
+	if err != nil || len(az) != 1 || az[0].ID != vm {
+		t.Fatalf("got %+v %v", az, err)
+	}
+	// A whole scale set is not an instance the server would act on.
+	bad := filepath.Join(dir, "bad")
+	if err := os.WriteFile(bad, []byte("instances: [{provider: azure, region: eastus, id: /subscriptions/0a1b2c3d-0000-1111-2222-333344445555/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/ss}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := loadAllInstances(bad); err == nil {
+		t.Fatal("a scale set was accepted as an instance")
+	}
+	base := []string{"--tls-cert-file", "c", "--tls-private-key-file", "k", "--instances", "i"}
+	if _, err := parseFlags(append([]string{"--azure-listen", ":0"}, base...), io.Discard); err == nil {
+		t.Fatal("--azure-listen without the service principal was accepted")
+	}
+	if _, err := parseFlags(append([]string{"--azure-listen", ":0", "--azure-tenant-id", "t", "--azure-client-id", "c", "--azure-client-secret", "s"}, base...), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -16,14 +16,15 @@ func TestLoadConfigEmptyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud} {
+	for _, prov := range All {
+		p := prov.Name()
 		pc, ok := c.Providers[p]
 		if !ok || !pc.Enabled || pc.Region != "" || pc.Timeout != cloud.DefaultTimeout ||
 			pc.RateLimit != (cloud.RateLimit{QPS: cloud.DefaultQPS, Burst: cloud.DefaultBurst}) {
 			t.Errorf("%s: %+v (present %v)", p, pc, ok)
 		}
 	}
-	if len(c.Providers) != 2 {
+	if len(c.Providers) != len(All) {
 		t.Errorf("providers: %v", c.Providers)
 	}
 	if err := c.Validate(All...); err != nil {

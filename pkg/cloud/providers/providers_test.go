@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -42,10 +43,15 @@ func TestNewBuildsEveryKnownProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.Names(), []string{cloud.ProviderAWS, cloud.ProviderTencentCloud}; !reflect.DeepEqual(got, want) {
+	var want []string
+	for _, p := range All {
+		want = append(want, p.Name())
+	}
+	sort.Strings(want)
+	if got := s.Names(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
-	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud} {
+	for _, p := range want {
 		d, ok := s.Driver(p)
 		if !ok || d.Name() != p {
 			t.Errorf("Driver(%q) = %v, %v", p, d, ok)
@@ -74,13 +80,16 @@ func TestNewSkipsDisabled(t *testing.T) {
 	pc.Enabled = false
 	cfg.Providers[cloud.ProviderAWS] = pc
 	var seen cloud.ProviderConfig
-	s, err := NewWithFactories(context.Background(), cfg, map[string]Factory{
-		cloud.ProviderAWS: func(context.Context, cloud.ProviderConfig) (cloud.Driver, error) {
-			t.Error("the factory of a disabled provider was called")
-			return nil, errors.New("disabled")
-		},
-		cloud.ProviderTencentCloud: factoryOf(&fakeDriver{name: cloud.ProviderTencentCloud}, &seen),
-	})
+	fs := map[string]Factory{}
+	for _, p := range All {
+		fs[p.Name()] = factoryOf(&fakeDriver{name: p.Name()}, nil)
+	}
+	fs[cloud.ProviderAWS] = func(context.Context, cloud.ProviderConfig) (cloud.Driver, error) {
+		t.Error("the factory of a disabled provider was called")
+		return nil, errors.New("disabled")
+	}
+	fs[cloud.ProviderTencentCloud] = factoryOf(&fakeDriver{name: cloud.ProviderTencentCloud}, &seen)
+	s, err := NewWithFactories(context.Background(), cfg, fs)
 	if err != nil {
 		t.Fatal(err)
 	}

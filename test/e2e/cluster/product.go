@@ -41,6 +41,19 @@ type NodeSpec struct {
 const (
 	DemoEC2InstanceID = "i-0123456789abcdef0"
 	DemoCVMInstanceID = "ins-abcd1234"
+	// DemoAzureVMID is a standalone (or availability-set, or VMSS Flex)
+	// VM, DemoAzureVMSSID an AKS VMSS Uniform instance; ARM resource IDs.
+	DemoAzureVMID   = "/subscriptions/" + FakeAzureSubscription + "/resourceGroups/demo-rg/providers/Microsoft.Compute/virtualMachines/demo-vm-0"
+	DemoAzureVMSSID = "/subscriptions/" + FakeAzureSubscription + "/resourceGroups/mc_demo_aks_eastus/providers/Microsoft.Compute/virtualMachineScaleSets/aks-nodepool1-12345678-vmss/virtualMachines/0"
+)
+
+// The fake Entra ID's one service principal, and the subscription of the
+// fake Azure machines.
+const (
+	FakeAzureTenant       = "00000000-0000-4000-8000-00000000e2e0"
+	FakeAzureClientID     = "00000000-0000-4000-8000-00000000c11d"
+	fakeAzureSecret       = "fake-azure-client-secret"
+	FakeAzureSubscription = "0a1b2c3d-0000-4000-8000-0000000000e2"
 )
 
 // Demo node names, one per kind of providerID the server must handle.
@@ -49,6 +62,8 @@ const (
 	DemoNodeTKE        = "172.16.0.12"
 	DemoNodeFargate    = "fargate-ip-10-0-2-45.ec2.internal"
 	DemoNodeNoProvider = "bare-metal-1"
+	DemoNodeAzureVM    = "demo-vm-0"
+	DemoNodeAKS        = "aks-nodepool1-12345678-vmss000000"
 )
 
 // DemoInstances are the machines of the demo nodes.
@@ -56,6 +71,8 @@ func DemoInstances() []FakeInstance {
 	return []FakeInstance{
 		{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceID, State: "running"},
 		{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceID},
+		{Provider: "azure", Region: "westeurope", ID: DemoAzureVMID},
+		{Provider: "azure", Region: "eastus", ID: DemoAzureVMSSID},
 	}
 }
 
@@ -99,6 +116,30 @@ func DemoNodes() []NodeSpec {
 			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0003",
 		},
 		{
+			Name:       DemoNodeAzureVM,
+			ProviderID: "azure://" + DemoAzureVMID,
+			Labels: map[string]string{
+				"topology.kubernetes.io/region":    "westeurope",
+				"topology.kubernetes.io/zone":      "westeurope-1",
+				"node.kubernetes.io/instance-type": "Standard_D2s_v5",
+			},
+			Ready:  true,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0005",
+		},
+		{
+			// AKS writes the resource group lower-cased, as here.
+			Name:       DemoNodeAKS,
+			ProviderID: "azure://" + DemoAzureVMSSID,
+			Labels: map[string]string{
+				"topology.kubernetes.io/region":    "eastus",
+				"topology.kubernetes.io/zone":      "0",
+				"kubernetes.azure.com/agentpool":   "nodepool1",
+				"node.kubernetes.io/instance-type": "Standard_D4s_v5",
+			},
+			Ready:  true,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0006",
+		},
+		{
 			Name:   DemoNodeNoProvider,
 			Labels: map[string]string{"kubernetes.io/hostname": DemoNodeNoProvider},
 			Ready:  true,
@@ -135,6 +176,8 @@ type Product struct {
 	// EC2URL and CVMURL are the fake cloud's endpoints.
 	EC2URL string
 	CVMURL string
+	// AzureURL is the fake Entra ID and ARM (one listener).
+	AzureURL string
 	// ServerPort is the extension server's port on 127.0.0.1.
 	ServerPort int
 	// CloudConfig is the path of the server's --cloud-config file.
@@ -203,6 +246,8 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	p.FakeCloud, err = c.StartProcess("fake-cloud", o.FakeCloudBinary, []string{
 		"--ec2-listen", "127.0.0.1:0",
 		"--cvm-listen", "127.0.0.1:0",
+		"--azure-listen", "127.0.0.1:0",
+		"--azure-tenant-id", FakeAzureTenant, "--azure-client-id", FakeAzureClientID, "--azure-client-secret", fakeAzureSecret,
 		"--tls-cert-file", filepath.Join(dir, "fake-cloud.crt"),
 		"--tls-private-key-file", filepath.Join(dir, "fake-cloud.key"),
 		"--instances", filepath.Join(dir, "instances.yaml"),
@@ -223,10 +268,13 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	if p.EC2URL, p.CVMURL, err = parseFakeCloudLine(line); err != nil {
 		return nil, fmt.Errorf("fake-cloud: %w%s", err, p.FakeCloud.logTailSuffix())
 	}
-	c.opts.Logf("fake cloud up after %s: ec2=%s cvm=%s", time.Since(begin).Round(time.Millisecond), p.EC2URL, p.CVMURL)
+	if p.AzureURL, err = fakeCloudURL(line, "azure"); err != nil {
+		return nil, fmt.Errorf("fake-cloud: %w%s", err, p.FakeCloud.logTailSuffix())
+	}
+	c.opts.Logf("fake cloud up after %s: ec2=%s cvm=%s azure=%s", time.Since(begin).Round(time.Millisecond), p.EC2URL, p.CVMURL, p.AzureURL)
 
 	p.CloudConfig = filepath.Join(dir, "cloud-config.yaml")
-	cloudConfig, err := cloudConfigYAML(p.EC2URL, p.CVMURL, caFile)
+	cloudConfig, err := cloudConfigYAMLWithAzure(p.EC2URL, p.CVMURL, p.AzureURL, caFile)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +311,8 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	}); err != nil {
 		return nil, err
 	}
-	p.serverEnv = append(fakeCredentials(), o.ServerEnv...)
+	p.serverEnv = append(fakeCredentials(), azureCredentials(p.AzureURL)...)
+	p.serverEnv = append(p.serverEnv, o.ServerEnv...)
 	extra := append([]string(nil), o.ExtraServerArgs...)
 
 	begin = time.Now()
@@ -320,6 +369,19 @@ func parseFakeCloudLine(line string) (ec2, cvm string, err error) {
 	return ec2, cvm, nil
 }
 
+// fakeCloudURL reads one endpoint, key=URL, of the fake cloud's first line.
+func fakeCloudURL(line, key string) (string, error) {
+	for field := range strings.FieldsSeq(line) {
+		if v, ok := strings.CutPrefix(field, key+"="); ok {
+			if u, err := url.Parse(v); err == nil && u.Scheme == "https" && u.Host != "" {
+				return v, nil
+			}
+			return "", fmt.Errorf("bad %s URL %q in first line %q", key, v, line)
+		}
+	}
+	return "", fmt.Errorf("first line %q lacks %s=URL", line, key)
+}
+
 type cloudProviderConfig struct {
 	Region   string `json:"region"`
 	Endpoint string `json:"endpoint"`
@@ -327,12 +389,36 @@ type cloudProviderConfig struct {
 }
 
 func cloudConfigYAML(ec2, cvm, caFile string) ([]byte, error) {
-	return yaml.Marshal(struct {
-		Providers map[string]cloudProviderConfig `json:"providers"`
-	}{map[string]cloudProviderConfig{
+	return cloudConfigYAMLWithAzure(ec2, cvm, "", caFile)
+}
+
+// cloudConfigYAMLWithAzure adds the azure block when azure is not empty:
+// ARM at the fake, whose token endpoint AZURE_AUTHORITY_HOST names.
+func cloudConfigYAMLWithAzure(ec2, cvm, azure, caFile string) ([]byte, error) {
+	providers := map[string]cloudProviderConfig{
 		"aws":          {Region: "us-east-1", Endpoint: ec2, CAFile: caFile},
 		"tencentcloud": {Region: "ap-guangzhou", Endpoint: cvm, CAFile: caFile},
-	}})
+	}
+	if azure != "" {
+		providers["azure"] = cloudProviderConfig{Endpoint: azure, CAFile: caFile}
+	}
+	return yaml.Marshal(struct {
+		Providers map[string]cloudProviderConfig `json:"providers"`
+	}{providers})
+}
+
+// azureCredentials are DefaultAzureCredential's environment credential for
+// the fake's service principal, at the fake's token endpoint. Only the
+// production credentials (environment, workload identity, managed
+// identity) are tried, never a developer's az login.
+func azureCredentials(azureURL string) []string {
+	return []string{
+		"AZURE_TENANT_ID=" + FakeAzureTenant,
+		"AZURE_CLIENT_ID=" + FakeAzureClientID,
+		"AZURE_CLIENT_SECRET=" + fakeAzureSecret,
+		"AZURE_AUTHORITY_HOST=" + azureURL + "/",
+		"AZURE_TOKEN_CREDENTIALS=prod",
+	}
 }
 
 // fakeCredentials satisfy the SDKs' credential chains without reaching
@@ -361,7 +447,7 @@ func fakeCredentials() []string {
 // identity) could reach the server: the demo and the tests must only ever
 // talk to the fake cloud.
 func cloudEnv(kv string) bool {
-	for _, prefix := range []string{"AWS_", "TENCENTCLOUD_", "TKE_"} {
+	for _, prefix := range []string{"AWS_", "TENCENTCLOUD_", "TKE_", "AZURE_", "MSI_", "IDENTITY_"} {
 		if strings.HasPrefix(kv, prefix) {
 			return true
 		}
