@@ -223,3 +223,50 @@ func TestInvalidValues(t *testing.T) {
 		})
 	}
 }
+
+// AKS workload identity: the client ID annotates the ServiceAccount (with
+// the annotations given by hand kept), the pods carry the webhook's label,
+// and an enabled Azure keeps DefaultAzureCredential to its production
+// credentials.
+func TestAzureWorkloadIdentity(t *testing.T) {
+	m := render(t, `
+azureWorkloadIdentity: {clientId: 11111111-2222-3333-4444-555555555555, tenantId: 72f988bf-86f1-41af-91ab-2d7cd011db47}
+serviceAccount:
+  annotations: {example.com/keep: "yes"}
+cloudConfig:
+  providers:
+    azure: {enabled: true, timeout: 50s}
+`)
+	sa := m.get(t, "ServiceAccount", fullname)
+	a := sa.GetAnnotations()
+	if a["azure.workload.identity/client-id"] != "11111111-2222-3333-4444-555555555555" ||
+		a["azure.workload.identity/tenant-id"] != "72f988bf-86f1-41af-91ab-2d7cd011db47" || a["example.com/keep"] != "yes" {
+		t.Fatalf("ServiceAccount annotations %v", a)
+	}
+	d := m.get(t, "Deployment", fullname)
+	if l := mapOf(t, d.Object, "spec", "template", "metadata", "labels"); l["azure.workload.identity/use"] != "true" {
+		t.Fatalf("pod labels %v", l)
+	}
+	c := slice(t, mapOf(t, d.Object, "spec", "template", "spec"), "containers")[0].(map[string]any)
+	found := false
+	for _, e := range slice(t, c, "env") {
+		if em := e.(map[string]any); em["name"] == "AZURE_TOKEN_CREDENTIALS" && em["value"] == "prod" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("AZURE_TOKEN_CREDENTIALS=prod not set")
+	}
+	// Without a client ID: no label, no annotation.
+	m = render(t, "")
+	if _, ok := m.get(t, "ServiceAccount", fullname).GetAnnotations()["azure.workload.identity/client-id"]; ok {
+		t.Fatal("annotation without a client ID")
+	}
+	d = m.get(t, "Deployment", fullname)
+	if _, ok := mapOf(t, d.Object, "spec", "template", "metadata", "labels")["azure.workload.identity/use"]; ok {
+		t.Fatal("label without a client ID")
+	}
+	if _, _, err := renderRaw(t, "azureWorkloadIdentity: {clientId: not-a-guid}"); err == nil {
+		t.Fatal("a malformed client ID was accepted")
+	}
+}
