@@ -77,6 +77,7 @@ func run() error {
 	p, err := c.StartProduct(ctx, cluster.ProductOptions{
 		ServerBinary:    *serverBin,
 		FakeCloudBinary: *fakeCloudBin,
+		Azure:           true,
 	})
 	if err != nil {
 		return err

@@ -94,6 +94,7 @@ func run(m *testing.M) int {
 		FakeCloudBinary: filepath.Join(env.binDir, "fake-cloud"),
 		// Short enough that a test can wait a cooldown out.
 		ExtraServerArgs: []string{"--action-cooldown=20s"},
+		Azure:           true,
 	})
 	if err != nil {
 		return fail(err)

@@ -175,12 +175,14 @@ func testProductWiring(t *testing.T, c *Cluster) {
 	// A real identity in the caller's environment must not reach the server.
 	t.Setenv("AWS_PROFILE", "production")
 	t.Setenv("AWS_SESSION_TOKEN", "real-token")
+	t.Setenv("AZURE_CLIENT_SECRET", "real-secret")
 	phase := time.Now()
 	p, err := c.StartProduct(ctx, ProductOptions{
 		ServerBinary:    self,
 		FakeCloudBinary: self,
 		ServerEnv:       []string{envStub + "=1"},
 		FakeCloudEnv:    []string{envStub + "=1"},
+		Azure:           true,
 	})
 	if err != nil {
 		t.Fatal(err)

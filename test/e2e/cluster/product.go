@@ -163,6 +163,10 @@ type ProductOptions struct {
 	FakeCloudEnv []string
 	// Instances seed the fake cloud; nil means DemoInstances().
 	Instances []FakeInstance
+	// Azure also serves the fake Azure (Entra ID and ARM on one listener)
+	// and enables the azure provider at it, with DefaultAzureCredential's
+	// environment credential for the fake's service principal.
+	Azure bool
 	// Nodes are created before the server starts; nil means DemoNodes(),
 	// an empty non-nil slice none.
 	Nodes []NodeSpec
@@ -243,11 +247,14 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	}
 
 	begin := time.Now()
-	p.FakeCloud, err = c.StartProcess("fake-cloud", o.FakeCloudBinary, []string{
+	var azureArgs []string
+	if o.Azure {
+		azureArgs = []string{"--azure-listen", "127.0.0.1:0",
+			"--azure-tenant-id", FakeAzureTenant, "--azure-client-id", FakeAzureClientID, "--azure-client-secret", fakeAzureSecret}
+	}
+	p.FakeCloud, err = c.StartProcess("fake-cloud", o.FakeCloudBinary, append([]string{
 		"--ec2-listen", "127.0.0.1:0",
 		"--cvm-listen", "127.0.0.1:0",
-		"--azure-listen", "127.0.0.1:0",
-		"--azure-tenant-id", FakeAzureTenant, "--azure-client-id", FakeAzureClientID, "--azure-client-secret", fakeAzureSecret,
 		"--tls-cert-file", filepath.Join(dir, "fake-cloud.crt"),
 		"--tls-private-key-file", filepath.Join(dir, "fake-cloud.key"),
 		"--instances", filepath.Join(dir, "instances.yaml"),
@@ -255,7 +262,7 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 		// test proves what the SDKs signed, not only the header's shape.
 		"--aws-access-key-id", fakeAWSKeyID, "--aws-secret-access-key", fakeAWSSecret,
 		"--tencent-secret-id", fakeTencentID, "--tencent-secret-key", fakeTencentSecret,
-	}, o.FakeCloudEnv)
+	}, azureArgs...), o.FakeCloudEnv)
 	if err != nil {
 		return nil, err
 	}
@@ -268,8 +275,10 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	if p.EC2URL, p.CVMURL, err = parseFakeCloudLine(line); err != nil {
 		return nil, fmt.Errorf("fake-cloud: %w%s", err, p.FakeCloud.logTailSuffix())
 	}
-	if p.AzureURL, err = fakeCloudURL(line, "azure"); err != nil {
-		return nil, fmt.Errorf("fake-cloud: %w%s", err, p.FakeCloud.logTailSuffix())
+	if o.Azure {
+		if p.AzureURL, err = fakeCloudURL(line, "azure"); err != nil {
+			return nil, fmt.Errorf("fake-cloud: %w%s", err, p.FakeCloud.logTailSuffix())
+		}
 	}
 	c.opts.Logf("fake cloud up after %s: ec2=%s cvm=%s azure=%s", time.Since(begin).Round(time.Millisecond), p.EC2URL, p.CVMURL, p.AzureURL)
 
@@ -311,7 +320,10 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	}); err != nil {
 		return nil, err
 	}
-	p.serverEnv = append(fakeCredentials(), azureCredentials(p.AzureURL)...)
+	p.serverEnv = fakeCredentials()
+	if o.Azure {
+		p.serverEnv = append(p.serverEnv, azureCredentials(p.AzureURL)...)
+	}
 	p.serverEnv = append(p.serverEnv, o.ServerEnv...)
 	extra := append([]string(nil), o.ExtraServerArgs...)
 

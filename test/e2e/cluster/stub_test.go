@@ -49,6 +49,10 @@ func runFakeCloudStub(args []string) error {
 	certFile := fs.String("tls-cert-file", "", "")
 	keyFile := fs.String("tls-private-key-file", "", "")
 	instancesFile := fs.String("instances", "", "")
+	azureListen := fs.String("azure-listen", "", "")
+	for _, name := range []string{"azure-tenant-id", "azure-client-id", "azure-client-secret"} {
+		fs.String(name, "", "")
+	}
 	// The harness hands the fake the credentials the server signs with.
 	secrets := map[string]*string{}
 	for _, name := range []string{"aws-access-key-id", "aws-secret-access-key", "tencent-secret-id", "tencent-secret-key"} {
@@ -81,7 +85,11 @@ func runFakeCloudStub(args []string) error {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 	var urls []string
-	for _, addr := range []string{*ec2Listen, *cvmListen} {
+	addrs := []string{*ec2Listen, *cvmListen}
+	if *azureListen != "" {
+		addrs = append(addrs, *azureListen)
+	}
+	for _, addr := range addrs {
 		l, err := tls.Listen("tcp", addr, cfg)
 		if err != nil {
 			return err
@@ -93,7 +101,11 @@ func runFakeCloudStub(args []string) error {
 			}))
 		}()
 	}
-	fmt.Printf("ec2=%s cvm=%s\n", urls[0], urls[1])
+	if len(urls) == 3 {
+		fmt.Printf("ec2=%s cvm=%s azure=%s\n", urls[0], urls[1], urls[2])
+	} else {
+		fmt.Printf("ec2=%s cvm=%s\n", urls[0], urls[1])
+	}
 	select {}
 }
 
@@ -111,11 +123,12 @@ func runServerStub(args []string) error {
 		return err
 	}
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "AWS_PROFILE=") || strings.HasPrefix(kv, "AWS_SESSION_TOKEN=") {
+		if strings.HasPrefix(kv, "AWS_PROFILE=") || strings.HasPrefix(kv, "AWS_SESSION_TOKEN=") || kv == "AZURE_CLIENT_SECRET=real-secret" {
 			return fmt.Errorf("the caller's %s leaked into the server", strings.SplitN(kv, "=", 2)[0])
 		}
 	}
-	if os.Getenv("AWS_EC2_METADATA_DISABLED") != "true" || os.Getenv("TENCENTCLOUD_SECRET_ID") == "" {
+	if os.Getenv("AWS_EC2_METADATA_DISABLED") != "true" || os.Getenv("TENCENTCLOUD_SECRET_ID") == "" ||
+		os.Getenv("AZURE_CLIENT_SECRET") == "" || !strings.HasPrefix(os.Getenv("AZURE_AUTHORITY_HOST"), "https://127.0.0.1:") {
 		return errors.New("fake credentials missing")
 	}
 	// The cloud config must lead to the fake cloud, trusting its CA.
@@ -129,7 +142,7 @@ func runServerStub(args []string) error {
 	if err := yaml.UnmarshalStrict(data, &cc); err != nil {
 		return err
 	}
-	for _, name := range []string{"aws", "tencentcloud"} {
+	for _, name := range []string{"aws", "tencentcloud", "azure"} {
 		pc, ok := cc.Providers[name]
 		if !ok {
 			return fmt.Errorf("no %s provider", name)

@@ -257,6 +257,21 @@ func TestParseFakeCloudLine(t *testing.T) {
 	}
 }
 
+func TestFakeCloudURL(t *testing.T) {
+	if u, err := fakeCloudURL("ec2=https://127.0.0.1:1 cvm=https://127.0.0.1:2 azure=https://127.0.0.1:3", "azure"); err != nil || u != "https://127.0.0.1:3" {
+		t.Fatalf("got %q %v", u, err)
+	}
+	for _, bad := range []string{"ec2=https://127.0.0.1:1", "azure=http://127.0.0.1:3", "azure=:x"} {
+		if _, err := fakeCloudURL(bad, "azure"); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	data, err := cloudConfigYAMLWithAzure("https://127.0.0.1:1", "https://127.0.0.1:2", "https://127.0.0.1:3", "/ca.crt")
+	if err != nil || !strings.Contains(string(data), "azure:") || !strings.Contains(string(data), "https://127.0.0.1:3") {
+		t.Fatalf("%s %v", data, err)
+	}
+}
+
 func TestCloudConfigYAML(t *testing.T) {
 	data, err := cloudConfigYAML("https://127.0.0.1:1", "https://127.0.0.1:2", "/ca.crt")
 	if err != nil {
@@ -285,6 +300,10 @@ func TestCloudEnv(t *testing.T) {
 		"AWS_ENDPOINT_URL_EC2=x":            true,
 		"TENCENTCLOUD_SECRET_ID=x":          true,
 		"TKE_ROLE_ARN=x":                    true,
+		"AZURE_CLIENT_SECRET=x":             true,
+		"AZURE_FEDERATED_TOKEN_FILE=x":      true,
+		"IDENTITY_ENDPOINT=x":               true,
+		"MSI_ENDPOINT=x":                    true,
 		"HOME=/root":                        false,
 		"KUBECONFIG=/x":                     false,
 		"MY_AWS_THING=x":                    false,
