@@ -129,6 +129,9 @@ func (o *Options) Config() (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--cloud-config: %w", err)
 	}
+	if err := CheckLockCoversCall(o.ActionCooldown, cloudConfig); err != nil {
+		return nil, err
+	}
 
 	generic := genericapiserver.NewRecommendedConfig(Codecs)
 	if err := o.SecureServing.ApplyTo(&generic.SecureServing, &generic.LoopbackClientConfig); err != nil {
