@@ -141,6 +141,9 @@ const maxBodyBytes = 64 << 10
 const maxReasonLength = 1024
 
 func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWriter, req *http.Request) (runtime.Object, int, error) {
+	if err := checkName(name); err != nil {
+		return nil, 0, err
+	}
 	opts, err := r.decodeOptions(w, req)
 	if err != nil {
 		return nil, 0, err
