@@ -15,6 +15,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -150,8 +151,11 @@ func run() error {
 	logf("created in %s", time.Since(t0).Round(time.Millisecond))
 	want := *nodeCount + len(cluster.DemoNodes())
 	for {
-		n, _, err := fetch(ctx, httpClient, base+"/apis/infraops.michael.io/v1/nodes", "application/json")
-		if err == nil && strings.Count(string(n), `"kind":"Node"`) >= want {
+		b, _, err := fetch(ctx, httpClient, base+"/apis/infraops.michael.io/v1/nodes", "application/json")
+		var l struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		if err == nil && json.Unmarshal(b, &l) == nil && len(l.Items) >= want {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -347,7 +351,7 @@ func createNodes(ctx context.Context, kube kubernetes.Interface, count int) erro
 			for i := range work {
 				n := &corev1.Node{
 					ObjectMeta: metav1.ObjectMeta{
-						Name: fmt.Sprintf("ip-10-%d-%d-%d.ec2.internal", i/65536, i/256%256, i%256),
+						Name: fmt.Sprintf("bench-ip-10-%d-%d.ec2.internal", i/256, i%256),
 						Labels: map[string]string{
 							"topology.kubernetes.io/region": "us-east-1", "topology.kubernetes.io/zone": "us-east-1a",
 							"node.kubernetes.io/instance-type": "m5.large", "kubernetes.io/os": "linux", "bench": "bulk",

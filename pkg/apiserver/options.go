@@ -50,7 +50,7 @@ type Options struct {
 // The kube client's default rate limit. One action costs one Node read
 // (a dry run) to four calls (Node, Lease read and write, Event); client-go's
 // default of 5 QPS made a dry run wait 200 ms for its token under load. The
-// benchmark (make bench-e2e) serves about 600 dry runs/s on 2 cores, so
+// benchmark (make bench-e2e) serves 300-550 dry runs/s on 2 cores, so
 // these leave the limiter out of the way of any load the server can serve,
 // while still bounding a runaway loop; kube-apiserver's priority and
 // fairness is the real protection of the control plane.

@@ -17,13 +17,13 @@ import (
 func TestListOptionsValidation(t *testing.T) {
 	h := startServer(t)
 	for query, code := range map[string]int{
-		"?sendInitialEvents=true":                                            422,
-		"?watch=1&sendInitialEvents=true":                                    422,
-		"?watch=1&resourceVersionMatch=NotOlderThan":                         422,
-		"?resourceVersionMatch=Exact":                                        422,
-		"?resourceVersion=abc":                                               400,
-		"?watch=1&resourceVersion=abc":                                       400,
-		"?continue=abc":                                                      400,
+		"?sendInitialEvents=true":                                           422,
+		"?watch=1&sendInitialEvents=true":                                   422,
+		"?watch=1&resourceVersionMatch=NotOlderThan":                        422,
+		"?resourceVersionMatch=Exact":                                       422,
+		"?resourceVersion=abc":                                              400,
+		"?watch=1&resourceVersion=abc":                                      400,
+		"?continue=abc":                                                     400,
 		"?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan": 200,
 	} {
 		path := "/apis/infraops.michael.io/v1/nodes" + query

@@ -259,4 +259,3 @@ func createNodes(ctx context.Context, kube kubernetes.Interface, count int, name
 	wg.Wait()
 	return firstErr
 }
-
