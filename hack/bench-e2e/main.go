@@ -15,6 +15,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -55,6 +57,7 @@ var (
 	concurrency = flag.Int("concurrency", 8, "concurrent clients")
 	nodeCount   = flag.Int("nodes", 5000, "Nodes for the list, informer and memory figures")
 	listRounds  = flag.Int("list-rounds", 7, "rounds of the list and informer benchmark")
+	cpuProfile  = flag.String("server-cpuprofile", "", "write the server's CPU profile during the restart dry-run rounds to this file")
 )
 
 func run() error {
@@ -113,6 +116,15 @@ func run() error {
 	}
 	logf("requests: %d rounds x %s per kind, %d concurrent clients", *rounds, *roundTime, *concurrency)
 	results := make([]result, len(kinds))
+	if *cpuProfile != "" {
+		if err := profileServer(ctx, p, cfg, *cpuProfile, func() error {
+			_, err := load(ctx, httpClient, kinds[2], *concurrency, 10*time.Second)
+			return err
+		}); err != nil {
+			return err
+		}
+		logf("server CPU profile written to %s", *cpuProfile)
+	}
 	for r := 0; r < *rounds; r++ {
 		for i := range kinds {
 			k := (i + r) % len(kinds) // rotate the order: no kind always goes first
@@ -394,6 +406,29 @@ func liftCloudRateLimit(path string) error {
 		return err
 	}
 	return os.WriteFile(path, out, 0o644)
+}
+
+// profileServer runs work while it fetches the server's CPU profile from
+// its /debug/pprof (as the admin user, whose certificate the server's
+// delegated authentication trusts).
+func profileServer(ctx context.Context, p *cluster.Product, cfg *rest.Config, path string, work func() error) error {
+	cert, err := tls.X509KeyPair(cfg.CertData, cfg.KeyData)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.APIService.CABundle)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: "localhost"}}}
+	done := make(chan error, 1)
+	go func() { done <- work() }()
+	b, _, err := fetch(ctx, client, fmt.Sprintf("https://127.0.0.1:%d/debug/pprof/profile?seconds=8", p.ServerPort), "*/*")
+	if werr := <-done; werr != nil {
+		return werr
+	}
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 func rssKB(pid int) (int, error) {
