@@ -102,14 +102,14 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 			return false, err
 		}
 		if !exists {
-			return false, fmt.Errorf("node/%s: %w (deleted)", w.Name, errNodeGone)
+			return false, fmt.Errorf("%s: %w (deleted)", resourceName(w.Name), errNodeGone)
 		}
 		return w.check(obj.(*corev1.Node), report, &done)
 	}
 	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, precondition, func(ev watch.Event) (bool, error) {
 		switch ev.Type {
 		case watch.Deleted:
-			return false, fmt.Errorf("node/%s: %w (deleted)", w.Name, errNodeGone)
+			return false, fmt.Errorf("%s: %w (deleted)", resourceName(w.Name), errNodeGone)
 		case watch.Error:
 			return false, apierrors.FromObject(ev.Object)
 		}
@@ -125,9 +125,9 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 			state = last.String()
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("timed out waiting for node/%s to come back (%s)", w.Name, state)
+			return nil, fmt.Errorf("timed out waiting for %s to come back (%s)", resourceName(w.Name), state)
 		}
-		return nil, fmt.Errorf("stopped waiting for node/%s to come back (%s): %w", w.Name, state, ctx.Err())
+		return nil, fmt.Errorf("stopped waiting for %s to come back (%s): %w", resourceName(w.Name), state, ctx.Err())
 	}
 	return done, err
 }
@@ -136,7 +136,7 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 // node in done.
 func (w rebootWait) check(n *corev1.Node, report func(bootState), done **corev1.Node) (bool, error) {
 	if w.UID != "" && n.UID != w.UID {
-		return false, fmt.Errorf("node/%s: %w (recreated: UID %s, was %s)", w.Name, errNodeGone, n.UID, w.UID)
+		return false, fmt.Errorf("%s: %w (recreated: UID %s, was %s)", resourceName(w.Name), errNodeGone, n.UID, w.UID)
 	}
 	s := stateOf(n, w.BootIDBefore)
 	report(s)
