@@ -123,7 +123,7 @@ func printHowTo(c *cluster.Cluster, d *cluster.Demo, took time.Duration) {
 		"again with a new boot ID after %s. After an accepted restart a node stays locked for\n"+
 		"--action-cooldown (%s here, 5m by default): a second restart meets 409 until then.\n"+
 		"%s may restart %s only (kubeconfig %s).\n",
-		cluster.DemoKubeletDelay, cluster.DemoCooldown, cluster.DemoUser, cluster.DemoNodeDev, d.UserKubeconfig)
+		cluster.DemoKubeletDelay, cluster.ShortDuration(cluster.DemoCooldown), cluster.DemoUser, cluster.DemoNodeDev, d.UserKubeconfig)
 	fmt.Fprintf(&s, "\nTry, in order:\n")
 	for _, st := range d.Steps {
 		fmt.Fprintf(&s, "\n  # %s\n  %s\n", st.Comment, st.Command)

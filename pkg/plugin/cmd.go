@@ -317,7 +317,7 @@ func examples(display string, a Action) string {
 		p := a.Params[i]
 		lines = append(lines, "",
 			fmt.Sprintf("  # Use --%s %s", p.Flag, p.Values[len(p.Values)-1]),
-			fmt.Sprintf("  %s ip-10-0-1-23.ec2.internal --%s %s", display, p.Flag, p.Values[len(p.Values)-1]))
+			fmt.Sprintf("  %s 172.16.0.13 --%s %s", display, p.Flag, p.Values[len(p.Values)-1]))
 	}
 	if a.Reboots {
 		lines = append(lines, "",

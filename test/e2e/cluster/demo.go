@@ -154,7 +154,7 @@ func (c *Cluster) StartDemo(ctx context.Context, o DemoOptions) (*Demo, error) {
 	p, err := c.StartProduct(ctx, ProductOptions{
 		ServerBinary:    o.ServerBinary,
 		FakeCloudBinary: o.FakeCloudBinary,
-		ExtraServerArgs: []string{"--action-cooldown=" + DemoCooldown.String()},
+		ExtraServerArgs: []string{"--action-cooldown=" + ShortDuration(DemoCooldown)},
 		Instances:       DemoStoryInstances(),
 		Nodes:           DemoStoryNodes(),
 		KubeletDelay:    DemoKubeletDelay,
@@ -313,7 +313,7 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`"action":"restart"`, `"dryRun":false`, `"cloudRequestID":"[^"]+"`, `"user":"kubernetes-admin"`},
 		},
 		{
-			Comment: fmt.Sprintf("the same again: 409, the node is in its cooldown (--action-cooldown: %s in this demo, 5m by default), so nothing reboots twice by accident", DemoCooldown),
+			Comment: fmt.Sprintf("the same again: 409, the node is in its cooldown (--action-cooldown: %s in this demo, 5m by default), so nothing reboots twice by accident", ShortDuration(DemoCooldown)),
 			Command: raw(DemoNodeEKS, b.soft),
 			Fails:   true,
 			Want:    []string{`\(Conflict\)`},
@@ -374,4 +374,13 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`requested by ` + regexp.QuoteMeta(DemoUser) + ` \(mode soft, reason "testing my fix"`},
 		},
 	}
+}
+
+// ShortDuration prints whole minutes as people write them: 1m, not 1m0s.
+func ShortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	return s
 }
