@@ -96,6 +96,12 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 			}
 		}
 	}
+	// The informer hands on every event it received before its cache
+	// synced, after the precondition has reported the cache's state,
+	// which is their result: replaying them would send the progress back
+	// (Unknown, True, Unknown for a machine already down when the wait
+	// began). They end with the very object the precondition saw.
+	var replayUntil runtime.Object
 	precondition := func(store cache.Store) (bool, error) {
 		obj, exists, err := store.GetByKey(w.Name)
 		if err != nil {
@@ -104,6 +110,7 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 		if !exists {
 			return false, fmt.Errorf("%s: %w (deleted)", resourceName(w.Name), errNodeGone)
 		}
+		replayUntil = obj.(runtime.Object)
 		return w.check(obj.(*corev1.Node), report, &done)
 	}
 	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, precondition, func(ev watch.Event) (bool, error) {
@@ -112,6 +119,12 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 			return false, fmt.Errorf("%s: %w (deleted)", resourceName(w.Name), errNodeGone)
 		case watch.Error:
 			return false, apierrors.FromObject(ev.Object)
+		}
+		if replayUntil != nil {
+			if ev.Object == replayUntil {
+				replayUntil = nil
+			}
+			return false, nil
 		}
 		n, ok := ev.Object.(*corev1.Node)
 		if !ok || n.Name != w.Name {

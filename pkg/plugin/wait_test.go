@@ -267,3 +267,33 @@ func TestWaitFailureStopsTheRollout(t *testing.T) {
 		t.Errorf("stderr does not end in the summary:\n%s", r.errOut)
 	}
 }
+
+// The informer behind the wait replays the events it received before its
+// cache synced, after the first report has already shown their result;
+// the progress must not go back to an older state (in the demo, where the
+// machine is down before the wait begins: Unknown, True, Unknown).
+func TestWaitProgressNeverGoesBackToAnOlderState(t *testing.T) {
+	for i := range 5 {
+		cs := fake.NewClientset(coreNode("n1", "uid-1", "boot-1", corev1.ConditionTrue))
+		w, _ := controlledWatch(cs)
+		// Already down when the waiter starts watching: the event is
+		// waiting in the watch, so it lands before the cache reports synced.
+		w.Modify(coreNode("n1", "uid-1", "boot-1", corev1.ConditionUnknown))
+		progress := make(chan bootState, 10)
+		done := startWait(t.Context(), rebootWait{
+			Nodes: fakeNodes{cs.CoreV1().Nodes()}, Name: "n1", UID: "uid-1", BootIDBefore: "boot-1",
+			Progress: func(s bootState) { progress <- s },
+		})
+		got := []bootState{<-progress}
+		w.Modify(coreNode("n1", "uid-1", "boot-2", corev1.ConditionTrue))
+		if res := <-done; res.err != nil {
+			t.Fatal(res.err)
+		}
+		for len(progress) > 0 {
+			got = append(got, <-progress)
+		}
+		if down := slices.Index(got, downOld); down >= 0 && slices.Contains(got[down:], upOld) {
+			t.Fatalf("run %d: progress went back from %v to %v: %v", i, downOld, upOld, got)
+		}
+	}
+}
