@@ -29,6 +29,32 @@ import (
 type REST struct {
 	cache            *Cache
 	bookmarkInterval time.Duration
+	// latestRV, when set, is kube-apiserver's current resourceVersion of
+	// Nodes. A list or an initial watch without a resourceVersion asks for
+	// the most recent state; the cache may trail kube-apiserver by a few
+	// events, so those wait for the cache to reach latestRV, as
+	// kube-apiserver's consistent reads from its own watch cache do.
+	latestRV func(ctx context.Context) (uint64, error)
+}
+
+// WithConsistentReads makes lists and initial watches without a
+// resourceVersion wait for the state latestRV names.
+func (r *REST) WithConsistentReads(latestRV func(ctx context.Context) (uint64, error)) *REST {
+	r.latestRV = latestRV
+	return r
+}
+
+// mostRecent is the resourceVersion a read without one must see: the
+// latest one when consistent reads are on, else whatever the cache holds.
+func (r *REST) mostRecent(ctx context.Context) (uint64, error) {
+	if r.latestRV == nil {
+		return 0, nil
+	}
+	rv, err := r.latestRV(ctx)
+	if err != nil {
+		return 0, apierrors.NewServiceUnavailable(fmt.Sprintf("cannot read the current resourceVersion of Nodes from kube-apiserver: %v", err))
+	}
+	return rv, nil
 }
 
 var (
@@ -99,7 +125,13 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 	if err != nil {
 		return nil, err
 	}
-	if err := r.cache.waitFresh(ctx, rv); err != nil {
+	fresh := rv
+	if opts.ResourceVersion == "" {
+		if fresh, err = r.mostRecent(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.cache.waitFresh(ctx, fresh); err != nil {
 		return nil, err
 	}
 	items, listRV := r.cache.snapshot()

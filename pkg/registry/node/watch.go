@@ -72,7 +72,13 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 	// The cache must hold at least the state asked for; before its first
 	// list nothing can be served.
 	fresh := uint64(0)
-	if initial {
+	switch {
+	case initial && opts.ResourceVersion == "":
+		// The most recent state, as for a list without a resourceVersion.
+		if fresh, err = r.mostRecent(ctx); err != nil {
+			return errWatcher(err), nil
+		}
+	case initial:
 		fresh = rv // NotOlderThan
 	}
 	if err := r.cache.waitFresh(ctx, fresh); err != nil {

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apiserver/pkg/storage"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 )
@@ -410,5 +411,56 @@ func TestCacheClaimsFollowTheNodes(t *testing.T) {
 	}
 	if got := claims(); got != "[]" {
 		t.Fatalf("after a was deleted: %s", got)
+	}
+}
+
+// A list or a watch-list without a resourceVersion asks for the most recent
+// state: while the cache trails kube-apiserver's current resourceVersion it
+// does not answer with the older state; once the cache has caught up it
+// answers with every node kube-apiserver had.
+func TestReadsWithoutResourceVersionAreConsistent(t *testing.T) {
+	defer func(d time.Duration) { freshWait = d }(freshWait)
+	freshWait = 10 * time.Millisecond
+	r, c := newTestREST(t, 0, 2, 5)
+	latest := uint64(7) // kube-apiserver has two changes the cache has not seen yet
+	r.WithConsistentReads(func(context.Context) (uint64, error) { return latest, nil })
+	ctx := context.Background()
+
+	_, err := r.List(ctx, &metainternalversion.ListOptions{})
+	if !storage.IsTooLargeResourceVersion(err) {
+		t.Fatalf("list while the cache trails kube-apiserver: %v, want the cache to wait for resourceVersion 7", err)
+	}
+	w, err := r.Watch(ctx, watchList())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := <-w.ResultChan(); e.Type != watch.Error {
+		t.Fatalf("watch-list while the cache trails kube-apiserver began with %s, want an error", e.Type)
+	}
+
+	for i, name := range []string{"late-1", "late-2"} {
+		if err := c.Add(coreNode(name, uint64(6+i), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	obj, err := r.List(ctx, &metainternalversion.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := obj.(*infraopsv1.NodeList); len(l.Items) != 4 || l.ResourceVersion != "7" {
+		t.Fatalf("list after the cache caught up: %d items at %s, want 4 at 7", len(l.Items), l.ResourceVersion)
+	}
+	w = startWatch(t, r, watchList())
+	added := 0
+	for e := next(t, w); e.Type == watch.Added; e = next(t, w) {
+		added++
+	}
+	if added != 4 {
+		t.Fatalf("watch-list after the cache caught up sent %d nodes, want 4", added)
+	}
+
+	r.WithConsistentReads(func(context.Context) (uint64, error) { return 0, fmt.Errorf("connection refused") })
+	if _, err := r.List(ctx, &metainternalversion.ListOptions{}); !apierrors.IsServiceUnavailable(err) {
+		t.Fatalf("list when kube-apiserver cannot tell its resourceVersion: %v, want 503", err)
 	}
 }
