@@ -44,17 +44,18 @@ func (r *REST) WithConsistentReads(latestRV func(ctx context.Context) (uint64, e
 	return r
 }
 
-// mostRecent is the resourceVersion a read without one must see: the
-// latest one when consistent reads are on, else whatever the cache holds.
-func (r *REST) mostRecent(ctx context.Context) (uint64, error) {
-	if r.latestRV == nil {
-		return 0, nil
+// waitFor waits until the cache can answer a read of resourceVersion s
+// (parsed: rv): without one, the most recent state (kube-apiserver's
+// current one, when consistent reads are on); else at least rv.
+func (r *REST) waitFor(ctx context.Context, s string, rv uint64) error {
+	if s != "" || r.latestRV == nil {
+		return r.cache.waitFresh(ctx, rv)
 	}
-	rv, err := r.latestRV(ctx)
+	latest, err := r.latestRV(ctx)
 	if err != nil {
-		return 0, apierrors.NewServiceUnavailable(fmt.Sprintf("cannot read the current resourceVersion of Nodes from kube-apiserver: %v", err))
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("cannot read the current resourceVersion of Nodes from kube-apiserver: %v", err))
 	}
-	return rv, nil
+	return r.cache.waitCaughtUp(ctx, latest)
 }
 
 var (
@@ -125,13 +126,7 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 	if err != nil {
 		return nil, err
 	}
-	fresh := rv
-	if opts.ResourceVersion == "" {
-		if fresh, err = r.mostRecent(ctx); err != nil {
-			return nil, err
-		}
-	}
-	if err := r.cache.waitFresh(ctx, fresh); err != nil {
+	if err := r.waitFor(ctx, opts.ResourceVersion, rv); err != nil {
 		return nil, err
 	}
 	items, listRV := r.cache.snapshot()
