@@ -67,9 +67,6 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		DefaultRegion: c.defaultRegion,
 		SelfNodeName:  c.Extra.NodeName,
 		Cooldown:      c.Extra.ActionCooldown,
-		// No CloudTimeout: each cloud's configured timeout, applied by
-		// the wrapper in pkg/cloud/providers, is the one bound of a call
-		// (cloud.Config.LongestTimeout gives the longest).
 	}
 	node.RegisterMetrics()
 	for _, a := range node.Actions {
