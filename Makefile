@@ -10,7 +10,7 @@ BINARIES := k8s-cloud-node-manager fake-cloud kubectl-restart
 K8S_BIN_DIR = $(shell hack/build-k8s-binaries.sh | tail -n 1)
 HELM_BIN = $(shell hack/build-helm.sh | tail -n 1)
 
-.PHONY: all build test unit-test chart-test e2e-test generate verify demo bench tools clean
+.PHONY: all build image test unit-test chart-test e2e-test image-test generate verify demo bench tools clean
 
 all: build
 
@@ -20,6 +20,25 @@ build:
 	install -m 0755 cmd/kubectl-restart/kubectl_complete-restart cmd/kubectl-restart/kubectl_complete-cloudnode bin/
 	ln -sf kubectl-restart bin/kubectl-cloudnode
 
+# The server's container image, for every platform in IMAGE_PLATFORMS, as
+# one OCI archive holding a multi-arch index: no container engine and no
+# registry needed (hack/image writes the layout). Push it with
+#   skopeo copy --all oci-archive:$(IMAGE_ARCHIVE) docker://REGISTRY/k8s-cloud-node-manager:TAG
+# Each platform is one cross-compiling go build sharing the build cache.
+IMAGE ?= ghcr.io/michael/k8s-cloud-node-manager
+IMAGE_TAG ?= $(VERSION)
+IMAGE_PLATFORMS ?= linux/amd64 linux/arm64
+IMAGE_ARCHIVE ?= bin/image/k8s-cloud-node-manager.oci.tar
+# File and image times: the commit's, so a rebuild of a commit is identical.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+image_bin = bin/image/$(subst /,_,$(1))/k8s-cloud-node-manager
+
+image:
+	$(foreach p,$(IMAGE_PLATFORMS),CGO_ENABLED=0 GOOS=$(word 1,$(subst /, ,$(p))) GOARCH=$(word 2,$(subst /, ,$(p))) \
+		$(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(call image_bin,$(p)) ./cmd/k8s-cloud-node-manager &&) true
+	$(GO) run ./hack/image --out $(IMAGE_ARCHIVE) --ref $(IMAGE):$(IMAGE_TAG) --version $(VERSION) \
+		--source-date-epoch $(SOURCE_DATE_EPOCH) $(foreach p,$(IMAGE_PLATFORMS),--binary $(p)=$(call image_bin,$(p)))
+
 # kube-apiserver, etcd and kubectl at the libraries' Kubernetes version
 # (KUBE_VERSION overrides), and helm.
 tools:
@@ -28,8 +47,9 @@ tools:
 
 # Everything: generated files fresh, gofmt and vet clean, unit and in-process
 # integration tests with the race detector, the chart's lint/template tests,
-# then the end-to-end suite against a real kube-apiserver and etcd.
-test: verify unit-test chart-test e2e-test
+# then the end-to-end suite against a real kube-apiserver and etcd, and the
+# image run with podman the way the chart runs it.
+test: verify unit-test chart-test e2e-test image-test
 
 unit-test:
 	$(GO) test -race -count=1 ./pkg/... ./cmd/...
@@ -40,6 +60,12 @@ chart-test:
 e2e-test: build
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" HELM_BIN="$(HELM_BIN)" PRODUCT_BIN_DIR="$(CURDIR)/bin" \
 		$(GO) test -count=1 -timeout 40m -v ./test/e2e/...
+
+# Needs podman and runc (.ci/run installs them).
+image-test: build image
+	K8S_BIN_DIR="$(K8S_BIN_DIR)" HELM_BIN="$(HELM_BIN)" PRODUCT_BIN_DIR="$(CURDIR)/bin" \
+		IMAGE_ARCHIVE="$(CURDIR)/$(IMAGE_ARCHIVE)" IMAGE_REF="$(IMAGE):$(IMAGE_TAG)" IMAGE_VERSION="$(VERSION)" \
+		$(GO) test -count=1 -timeout 20m -v ./test/image/...
 
 generate:
 	hack/update-codegen.sh
