@@ -92,9 +92,12 @@ type platformImage struct {
 // archive is make image's output, read and checked for integrity: every
 // blob has the digest and size its descriptor says.
 type archive struct {
-	ref    string
-	index  ociIndex
-	images []platformImage
+	ref string
+	// indexDigest is the image index's digest, what a registry keeps
+	// under the tag.
+	indexDigest string
+	index       ociIndex
+	images      []platformImage
 }
 
 func readArchive(t *testing.T, path string) *archive {
@@ -153,7 +156,7 @@ func readArchive(t *testing.T, path string) *archive {
 	if len(layout.Manifests) != 1 || layout.Manifests[0].MediaType != "application/vnd.oci.image.index.v1+json" {
 		t.Fatalf("index.json should name one image index, has %+v", layout.Manifests)
 	}
-	a := &archive{ref: layout.Manifests[0].Annotations["org.opencontainers.image.ref.name"]}
+	a := &archive{ref: layout.Manifests[0].Annotations["org.opencontainers.image.ref.name"], indexDigest: layout.Manifests[0].Digest}
 	decode(blob(layout.Manifests[0]), &a.index)
 	for _, d := range a.index.Manifests {
 		if d.MediaType != "application/vnd.oci.image.manifest.v1+json" || d.Platform == nil {

@@ -70,6 +70,10 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("the image says %q, bin/k8s-cloud-node-manager %q, the build's version is %q", got, want, env.version)
 	}
 	t.Logf("--version: %s", got)
+	// podman load picked the host's image out of the index.
+	if arch := strings.TrimSpace(env.podman.stdout(t, "image", "inspect", "--format", "{{.Architecture}}", env.ref)); "linux/"+arch != hostPlatform() {
+		t.Fatalf("podman loaded the %s image on a %s machine", arch, hostPlatform())
+	}
 }
 
 // TestRunsAsTheChart renders the chart, applies it to a real kube-apiserver

@@ -9,9 +9,12 @@
 //   - the image run with podman exactly as the chart's Deployment says
 //     (security context, volumes, env, args), against a real
 //     kube-apiserver on the host network, restarting a node through the
-//     aggregator against the fake clouds; and its --version (chart_test.go).
+//     aggregator against the fake clouds; and its --version (chart_test.go);
+//   - the documented push, skopeo copy --all, into a loopback registry
+//     (push_test.go).
 //
-// It needs podman and runc (Debian's; .ci/run installs them) and the
+// It needs podman, runc, skopeo and docker-registry (Debian's; .ci/run
+// installs them) and the
 // variables `make image-test` sets: IMAGE_ARCHIVE, IMAGE_REF,
 // IMAGE_VERSION, PRODUCT_BIN_DIR, and K8S_BIN_DIR / HELM_BIN (built when
 // unset). Podman keeps its images in a private folder removed afterwards,
