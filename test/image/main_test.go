@@ -82,7 +82,9 @@ func run(m *testing.M) int {
 	env.podman = newPodman(work)
 	defer func() {
 		env.podman.reset()
-		_ = os.RemoveAll(work)
+		if err := os.RemoveAll(work); err != nil {
+			fmt.Fprintf(os.Stderr, "image: %v\n", err)
+		}
 	}()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -111,6 +113,7 @@ func newPodman(dir string) *podman {
 		"--root", filepath.Join(dir, "storage"),
 		"--runroot", filepath.Join(dir, "run"),
 		"--tmpdir", filepath.Join(dir, "tmp"),
+		"--network-config-dir", filepath.Join(dir, "networks"),
 		"--storage-driver", "overlay",
 		"--cgroup-manager", "cgroupfs",
 		"--events-backend", "file",
@@ -148,13 +151,16 @@ func (p *podman) stdout(t *testing.T, args ...string) string {
 	return out.String()
 }
 
-// reset removes every container and image of the private store and
-// unmounts its layers, so that the folder can be deleted.
+// reset removes every container and image of the private store, which
+// unmounts their layers, so that the folder can be deleted. (Not `podman
+// system reset`: it also deletes networks, which are not all in the store.)
 func (p *podman) reset() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if out, err := p.output(ctx, "system", "reset", "--force"); err != nil {
-		fmt.Fprintf(os.Stderr, "image: podman system reset: %v\n%s", err, out)
+	for _, args := range [][]string{{"rm", "--all", "--force", "--time", "5"}, {"rmi", "--all", "--force"}} {
+		if out, err := p.output(ctx, args...); err != nil {
+			fmt.Fprintf(os.Stderr, "image: podman %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 }
 
