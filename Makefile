@@ -2,6 +2,9 @@
 SHELL := /usr/bin/env bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-dev)
+# Expanded once: the binaries, the image's tag and label and the tests'
+# expectations must agree even if HEAD moves during a run.
+VERSION := $(VERSION)
 LDFLAGS := -X github.com/michael/k8s-cloud-node-manager/pkg/version.Version=$(VERSION)
 BINARIES := k8s-cloud-node-manager fake-cloud kubectl-restart
 
@@ -31,6 +34,7 @@ IMAGE_PLATFORMS ?= linux/amd64 linux/arm64
 IMAGE_ARCHIVE ?= bin/image/k8s-cloud-node-manager.oci.tar
 # File and image times: the commit's, so a rebuild of a commit is identical.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
 image_bin = bin/image/$(subst /,_,$(1))/k8s-cloud-node-manager
 
 image:
