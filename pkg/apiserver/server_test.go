@@ -806,8 +806,8 @@ func TestNotReadyBeforeItCanAuthenticateAndAuthorize(t *testing.T) {
 		r := h.do(http.MethodGet, "/readyz?verbose", "probe", "")
 		return r.code, string(r.body)
 	}
-	// Informers sync quickly; what is left failing is the CA and authz.
-	waitUntil(t, "the informer to sync", func() bool { _, b := readyz(); return strings.Contains(b, "[+]node-informer-sync") })
+	// The node cache loads quickly; what is left failing is the CA and authz.
+	waitUntil(t, "the node cache to load", func() bool { _, b := readyz(); return strings.Contains(b, "[+]node-cache-sync") })
 	if code, body := readyz(); code == http.StatusOK || !strings.Contains(body, "[-]requestheader-client-ca") || !strings.Contains(body, "[-]delegated-authorization") {
 		t.Fatalf("ready without the front-proxy CA and authorization: %d\n%s", code, body)
 	}

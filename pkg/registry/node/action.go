@@ -22,7 +22,6 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -72,9 +71,9 @@ type ActionConfig struct {
 	Drivers  Drivers
 	Locker   Locker
 	Recorder record.EventRecorder
-	// Machines, when set, indexes the informer's Nodes by MachineIndex, so
-	// an action on a machine that two Nodes claim is refused.
-	Machines cache.Indexer
+	// Machines, when set, tells which Nodes claim a machine, so an action
+	// on a machine that two Nodes claim is refused.
+	Machines MachineClaims
 	// DefaultRegion gives the cloud config's default region of a provider.
 	DefaultRegion func(provider string) string
 	// SelfNodeName is the node this server runs on. An action on it is
@@ -158,6 +157,9 @@ const maxBodyBytes = 64 << 10
 const maxReasonLength = 1024
 
 func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWriter, req *http.Request, dryRunOut *bool) (runtime.Object, int, error) {
+	if err := checkName(name); err != nil {
+		return nil, 0, err
+	}
 	opts, err := r.decodeOptions(w, req)
 	if err != nil {
 		return nil, 0, err
@@ -381,14 +383,10 @@ func (r *ActionREST) claimedByOthers(name string, inst cloud.Instance) error {
 	if r.cfg.Machines == nil {
 		return nil
 	}
-	objs, err := r.cfg.Machines.ByIndex(MachineIndex, machineKey(inst.Provider, inst.ID))
-	if err != nil {
-		return apierrors.NewInternalError(err)
-	}
 	var others []string
-	for _, o := range objs {
-		if n, ok := o.(*corev1.Node); ok && n.Name != name {
-			others = append(others, n.Name)
+	for _, n := range r.cfg.Machines.NodesClaiming(inst.Provider, inst.ID) {
+		if n != name {
+			others = append(others, n)
 		}
 	}
 	if len(others) == 0 {
