@@ -124,7 +124,7 @@ func DemoNodes() []NodeSpec {
 				"node.kubernetes.io/instance-type": "Standard_D2s_v5",
 			},
 			Ready:  true,
-			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0005",
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0008",
 		},
 		{
 			// AKS writes the resource group lower-cased, as here.
@@ -137,7 +137,7 @@ func DemoNodes() []NodeSpec {
 				"node.kubernetes.io/instance-type": "Standard_D4s_v5",
 			},
 			Ready:  true,
-			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0006",
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0009",
 		},
 		{
 			Name:   DemoNodeNoProvider,
@@ -161,6 +161,11 @@ type ProductOptions struct {
 	ServerEnv []string
 	// FakeCloudEnv is added to the fake cloud's environment.
 	FakeCloudEnv []string
+	// KubeletDelay, when positive, has the fake cloud play the kubelets
+	// of its machines (fake-cloud --kubeconfig): a rebooted machine's
+	// Node goes NotReady and is Ready again with a new boot ID after
+	// this long. Zero leaves Nodes to the test (SetNodeStatus).
+	KubeletDelay time.Duration
 	// Instances seed the fake cloud; nil means DemoInstances().
 	Instances []FakeInstance
 	// Azure also serves the fake Azure (Entra ID and ARM on one listener)
@@ -247,13 +252,12 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 		return nil, err
 	}
 
-	begin := time.Now()
 	var azureArgs []string
 	if o.Azure {
 		azureArgs = []string{"--azure-listen", "127.0.0.1:0",
 			"--azure-tenant-id", FakeAzureTenant, "--azure-client-id", FakeAzureClientID, "--azure-client-secret", fakeAzureSecret}
 	}
-	p.FakeCloud, err = c.StartProcess("fake-cloud", o.FakeCloudBinary, append([]string{
+	fakeArgs := []string{
 		"--ec2-listen", "127.0.0.1:0",
 		"--cvm-listen", "127.0.0.1:0",
 		"--tls-cert-file", filepath.Join(dir, "fake-cloud.crt"),
@@ -263,7 +267,13 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 		// test proves what the SDKs signed, not only the header's shape.
 		"--aws-access-key-id", fakeAWSKeyID, "--aws-secret-access-key", fakeAWSSecret,
 		"--tencent-secret-id", fakeTencentID, "--tencent-secret-key", fakeTencentSecret,
-	}, azureArgs...), o.FakeCloudEnv)
+	}
+	fakeArgs = append(fakeArgs, azureArgs...)
+	if o.KubeletDelay > 0 {
+		fakeArgs = append(fakeArgs, "--kubeconfig", c.kubeconfig, "--kubelet-delay", o.KubeletDelay.String())
+	}
+	begin := time.Now()
+	p.FakeCloud, err = c.StartProcess("fake-cloud", o.FakeCloudBinary, fakeArgs, o.FakeCloudEnv)
 	if err != nil {
 		return nil, err
 	}
