@@ -131,7 +131,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cloudConfig, err := cloud.ParseConfig([]byte(fmt.Sprintf(`
+	cloudConfig, err := providers.ParseConfig([]byte(fmt.Sprintf(`
 providers:
   aws:
     region: us-east-1

@@ -2,11 +2,13 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,7 +96,7 @@ func inst(id, region string) cloud.Instance {
 }
 
 func TestRebootSuccess(t *testing.T) {
-	for _, mode := range []cloud.RebootMode{cloud.RebootSoft, cloud.RebootHard, ""} {
+	for _, mode := range []cloud.RebootMode{cloud.RebootSoft, ""} {
 		t.Run(string(mode), func(t *testing.T) {
 			e := setup(t)
 			res, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{Mode: mode})
@@ -108,6 +110,9 @@ func TestRebootSuccess(t *testing.T) {
 			}
 			if res.RequestID == "" || res.RequestID != c.RequestID {
 				t.Fatalf("request ID %q, the fake answered %q", res.RequestID, c.RequestID)
+			}
+			if res.Mode != cloud.ModeSoft {
+				t.Fatalf("mode used %q, want soft (EC2's one reboot)", res.Mode)
 			}
 			if in, _ := e.fake.Instance(runningID); in.Reboots != 1 {
 				t.Fatalf("instance rebooted %d times, want 1", in.Reboots)
@@ -205,12 +210,39 @@ func TestRebootNoCredentials(t *testing.T) {
 	}
 }
 
-func TestRebootTimeout(t *testing.T) {
+// EC2 has one kind of reboot: hard is refused, naming what EC2 has,
+// rather than answered with a reboot that is not what was asked.
+func TestRebootHardRefused(t *testing.T) {
 	e := setup(t)
-	e.cfg.Timeout = 200 * time.Millisecond
-	e.fake.SetFault(runningID, fakecloud.Fault{Delay: time.Minute})
-	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{})
-	fakecloud.WantCloudError(t, cloud.ProviderAWS, err, cloud.ErrTimeout, "")
+	d := e.driver(t)
+	for _, dryRun := range []bool{false, true} {
+		_, err := d.Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{Mode: cloud.RebootHard, DryRun: dryRun})
+		var ue *cloud.UnsupportedError
+		if !errors.As(err, &ue) || ue.Mode != cloud.ModeHard || len(ue.Modes) != 1 || ue.Modes[0] != cloud.ModeSoft ||
+			!strings.Contains(err.Error(), "soft") {
+			t.Fatalf("dry run %v: %v, want an UnsupportedError naming soft", dryRun, err)
+		}
+	}
+	if calls := e.fake.Calls(); len(calls) != 0 {
+		t.Fatalf("calls went out: %+v", calls)
+	}
+	if got := d.Modes(cloud.ActionRestart); len(got) != 1 || got[0] != cloud.ModeSoft {
+		t.Fatalf("Modes(restart) = %v", got)
+	}
+}
+
+// The configured timeout is the wrapper's (pkg/cloud/providers tests it
+// on this driver); the driver applies none of its own, so a call slower
+// than the config's timeout but within its context's succeeds here.
+func TestRebootNoOwnTimeout(t *testing.T) {
+	e := setup(t)
+	e.cfg.Timeout = 50 * time.Millisecond
+	e.fake.SetFault(runningID, fakecloud.Fault{Delay: 500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := e.driver(t).Reboot(ctx, inst(runningID, "us-east-1"), cloud.RebootOptions{}); err != nil {
+		t.Fatalf("the driver applied a timeout of its own: %v", err)
+	}
 	fakecloud.OneCall(t, e.fake)
 }
 

@@ -57,18 +57,18 @@ func TestNewBuildsEveryKnownProvider(t *testing.T) {
 	}
 	// Every name the config accepts has a factory, and no factory is
 	// unreachable from the config.
-	for name := range cloud.DefaultConfig().Providers {
-		if _, ok := factories[name]; !ok {
+	for name := range DefaultConfig().Providers {
+		if _, ok := factories()[name]; !ok {
 			t.Errorf("provider %q has no factory", name)
 		}
 	}
-	if len(factories) != len(cloud.DefaultConfig().Providers) {
-		t.Errorf("factories %d, known providers %d", len(factories), len(cloud.DefaultConfig().Providers))
+	if len(factories()) != len(DefaultConfig().Providers) {
+		t.Errorf("factories %d, known providers %d", len(factories()), len(DefaultConfig().Providers))
 	}
 }
 
 func TestNewSkipsDisabled(t *testing.T) {
-	cfg := cloud.DefaultConfig()
+	cfg := DefaultConfig()
 	pc := cfg.Providers[cloud.ProviderAWS]
 	pc.Enabled = false
 	cfg.Providers[cloud.ProviderAWS] = pc
@@ -95,12 +95,12 @@ func TestNewSkipsDisabled(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	bad := cloud.DefaultConfig()
+	bad := DefaultConfig()
 	bad.Providers["gce"] = cloud.ProviderConfig{Enabled: true}
 	if _, err := New(context.Background(), bad); err == nil {
 		t.Error("an invalid config was accepted")
 	}
-	_, err := NewWithFactories(context.Background(), cloud.DefaultConfig(), map[string]Factory{
+	_, err := NewWithFactories(context.Background(), DefaultConfig(), map[string]Factory{
 		cloud.ProviderAWS: func(context.Context, cloud.ProviderConfig) (cloud.Driver, error) {
 			return nil, errors.New("boom")
 		},
@@ -109,7 +109,7 @@ func TestNewErrors(t *testing.T) {
 	if err == nil {
 		t.Error("a failing factory was ignored")
 	}
-	_, err = NewWithFactories(context.Background(), cloud.DefaultConfig(), map[string]Factory{
+	_, err = NewWithFactories(context.Background(), DefaultConfig(), map[string]Factory{
 		cloud.ProviderAWS: factoryOf(&fakeDriver{name: cloud.ProviderAWS}, nil),
 	})
 	if err == nil {

@@ -100,6 +100,9 @@ func TestRebootSuccess(t *testing.T) {
 			if res.RequestID == "" || res.RequestID != c.RequestID {
 				t.Fatalf("request ID %q, the fake answered %q", res.RequestID, c.RequestID)
 			}
+			if want := map[string]cloud.Mode{"SOFT": cloud.ModeSoft, "HARD": cloud.ModeHard}[stopType]; res.Mode != want {
+				t.Fatalf("mode used %q, want %q", res.Mode, want)
+			}
 			if in, _ := e.fake.Instance(runningID); in.Reboots != 1 {
 				t.Fatalf("instance rebooted %d times, want 1", in.Reboots)
 			}
@@ -215,12 +218,28 @@ func TestRebootTKEOIDCMisconfigured(t *testing.T) {
 	}
 }
 
-func TestRebootTimeout(t *testing.T) {
+func TestRebootCallerDeadline(t *testing.T) {
 	e := setup(t)
-	e.cfg.Timeout = 200 * time.Millisecond
 	e.fake.SetFault(runningID, fakecloud.Fault{Delay: time.Minute})
-	_, err := e.driver(t).Reboot(context.Background(), inst(runningID, "ap-guangzhou"), cloud.RebootOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := e.driver(t).Reboot(ctx, inst(runningID, "ap-guangzhou"), cloud.RebootOptions{})
 	fakecloud.WantCloudError(t, cloud.ProviderTencentCloud, err, cloud.ErrTimeout, "")
+	fakecloud.OneCall(t, e.fake)
+}
+
+// The configured timeout is the wrapper's (pkg/cloud/providers tests it
+// on this driver); neither the driver nor the SDK (ReqTimeout) applies
+// one of its own.
+func TestRebootNoOwnTimeout(t *testing.T) {
+	e := setup(t)
+	e.cfg.Timeout = 50 * time.Millisecond
+	e.fake.SetFault(runningID, fakecloud.Fault{Delay: 500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := e.driver(t).Reboot(ctx, inst(runningID, "ap-guangzhou"), cloud.RebootOptions{}); err != nil {
+		t.Fatalf("the driver applied a timeout of its own: %v", err)
+	}
 	fakecloud.OneCall(t, e.fake)
 }
 

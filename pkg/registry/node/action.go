@@ -227,6 +227,9 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 		return nil, 0, cloudError(name, r.action.Name, inst, err)
 	}
 
+	if result.Mode != "" {
+		mode = string(result.Mode) // the cloud's default when none was asked
+	}
 	now := metav1.NewTime(r.cfg.Now())
 	answer := &infraopsv1.NodeAction{
 		TypeMeta: metav1.TypeMeta{APIVersion: infraopsv1.SchemeGroupVersion.String(), Kind: "NodeAction"},
