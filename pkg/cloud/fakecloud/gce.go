@@ -21,6 +21,10 @@ const (
 	FaultOperationError = "operror"
 	// FaultStuck accepts a mutating call whose operation never ends.
 	FaultStuck = "stuck"
+	// FaultDrop accepts a mutating call and drops the connection before
+	// answering, as a network failure does; a retry with the same
+	// requestId is answered (with the first call's operation).
+	FaultDrop = "drop"
 )
 
 // The permissions the fake's compute methods need, by method. Method names
@@ -137,7 +141,7 @@ func NewGCE(opts Options, accounts ...*ServiceAccount) *GCE {
 		in.Region = gceRegion(in.Zone)
 		return nil
 	}
-	g.store.faultKinds = []string{FaultUnavailable, FaultOperationError, FaultStuck}
+	g.store.faultKinds = []string{FaultUnavailable, FaultOperationError, FaultStuck, FaultDrop}
 	for _, a := range accounts {
 		g.accounts[a.Email] = a
 	}
@@ -198,6 +202,8 @@ type gceAnswer struct {
 	reason  string
 	message string
 	body    any
+	// drop closes the connection instead of answering.
+	drop bool
 }
 
 func (g *GCE) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -228,6 +234,10 @@ func (g *GCE) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sleep(r, delay)
 	if wait != nil {
 		a = wait()
+	}
+	if a.drop {
+		// Aborts the response on HTTP/1 and HTTP/2 alike.
+		panic(http.ErrAbortHandler)
 	}
 	writeGCE(w, a)
 }
@@ -413,7 +423,7 @@ func (g *GCE) decide(r *http.Request, call *Call) (a gceAnswer, delay time.Durat
 		g.byRequest[project+"/"+op.requestID] = op
 	}
 	call.RequestID = op.name
-	return gceAnswer{status: http.StatusOK, body: g.operationJSON(r, op)}, f.Delay, nil
+	return gceAnswer{status: http.StatusOK, body: g.operationJSON(r, op), drop: f.Kind == FaultDrop}, f.Delay, nil
 }
 
 // complete marks an operation as looked at, so it reports DONE (unless
