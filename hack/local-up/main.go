@@ -154,6 +154,7 @@ func printHowTo(c *cluster.Cluster, p *cluster.Product, b requestBodies, took ti
 		restart(cluster.DemoNodeEKS, b.dryRun) + "   # EC2, dry run",
 		restart(cluster.DemoNodeEKS, b.soft) + "      # EC2 reboot",
 		restart(cluster.DemoNodeTKE, b.hard) + "      # CVM, region from the gz label",
+		restart(cluster.DemoNodeGKE, b.hard) + "   # GCE Instances.Reset (soft: refused, GCE has none)",
 		restart(cluster.DemoNodeFargate, b.soft) + "  # Fargate: refused",
 		restart(cluster.DemoNodeNoProvider, b.soft) + "  # no providerID: refused",
 		"kubectl restart " + cluster.DemoNodeTKE + " --dry-run=server          # the kubectl plugin",
@@ -163,7 +164,7 @@ func printHowTo(c *cluster.Cluster, p *cluster.Product, b requestBodies, took ti
 		fmt.Fprintf(&s, "  %s\n", cmd)
 	}
 	fmt.Fprintf(&s, "\nLogs: %s (server: %s, fake cloud: %s)\n", c.LogDir(), filepath.Base(p.Server.LogPath()), filepath.Base(p.FakeCloud.LogPath()))
-	fmt.Fprintf(&s, "Fake cloud: ec2=%s cvm=%s; cloud config %s\n", p.EC2URL, p.CVMURL, p.CloudConfig)
+	fmt.Fprintf(&s, "Fake cloud: ec2=%s cvm=%s gce=%s; cloud config %s\n", p.EC2URL, p.CVMURL, p.GCEURL, p.CloudConfig)
 	fmt.Fprintf(&s, "Press Ctrl-C to stop.\n")
 	fmt.Print(s.String())
 }
