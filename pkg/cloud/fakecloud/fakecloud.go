@@ -53,6 +53,13 @@ const (
 	// FaultBusy answers as if another operation were running on the
 	// instance.
 	FaultBusy = "busy"
+	// FaultMalformed answers 200 with what a proxy or captive portal in
+	// front of the cloud would (an HTML page for EC2, JSON without the
+	// Response envelope for CVM); the call has no effect.
+	FaultMalformed = "malformed"
+	// FaultNoRequestID answers 200 in the cloud's own format but without
+	// a request ID; the call has no effect.
+	FaultNoRequestID = "norequestid"
 )
 
 // Fault changes the answer for calls naming one instance.
@@ -271,7 +278,7 @@ func (s *store) serveAdmin(w http.ResponseWriter, r *http.Request, normState fun
 			}
 			f.Delay = d
 		}
-		shared := []string{"", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy}
+		shared := []string{"", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy, FaultMalformed, FaultNoRequestID}
 		if !slices.Contains(shared, f.Kind) && !slices.Contains(s.faultKinds, f.Kind) {
 			http.Error(w, fmt.Sprintf("unknown fault kind %q", f.Kind), http.StatusBadRequest)
 			return
