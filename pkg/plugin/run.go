@@ -239,7 +239,7 @@ func (r *runner) one(ctx context.Context, t target) outcome {
 	oc.answer = answer
 	switch r.Output {
 	case "":
-		r.printOut(acceptedLine(answer, r.Action.defaultParam("mode")))
+		r.printOut(acceptedLine(answer))
 	case OutputName:
 		r.printOut(resourceName(t.Name))
 	}

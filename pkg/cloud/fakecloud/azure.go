@@ -95,12 +95,14 @@ type azureOp struct {
 // NewAzure returns the fake; serve it on one listener, or AAD and ARM on
 // two (it is one handler either way).
 func NewAzure(o AzureOptions) *Azure {
-	return &Azure{
+	a := &Azure{
 		store:  newStore(ProviderAzure, Options{Instances: o.Instances, OnCall: o.OnCall}, azureState),
 		aopts:  o,
 		tokens: map[string]azureToken{},
 		ops:    map[string]*azureOp{},
 	}
+	a.store.faultKinds = []string{FaultOpFailed, FaultOpStuck}
+	return a
 }
 
 func azureState(s string) string {

@@ -97,7 +97,7 @@ func TestParseConfigErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, mention string
 	}{
-		{"unknown provider", "providers:\n  gce: {}\n", "unknown provider"},
+		{"unknown provider", "providers:\n  openstack: {}\n", "unknown provider"},
 		{"upper-case provider", "providers:\n  AWS: {}\n", "unknown provider"},
 		{"unknown field", "providers:\n  aws:\n    regoin: us-east-1\n", "unknown field"},
 		{"credentials", "providers:\n  aws:\n    secretAccessKey: abc\n", "credentials never go"},
@@ -154,9 +154,9 @@ func TestValidateBuiltInCode(t *testing.T) {
 	pc := c.Providers[cloud.ProviderAWS]
 	pc.Timeout = -time.Second
 	c.Providers[cloud.ProviderAWS] = pc
-	c.Providers["azure"] = cloud.ProviderConfig{Enabled: true}
+	c.Providers["openstack"] = cloud.ProviderConfig{Enabled: true}
 	err := c.Validate(All...)
-	if err == nil || !strings.Contains(err.Error(), "aws.timeout") || !strings.Contains(err.Error(), "azure") {
+	if err == nil || !strings.Contains(err.Error(), "aws.timeout") || !strings.Contains(err.Error(), "openstack") {
 		t.Fatalf("got %v, want both the timeout and the unknown provider reported", err)
 	}
 	var nilConfig *cloud.Config

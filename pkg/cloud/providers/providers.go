@@ -20,6 +20,7 @@ import (
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/azure"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
 )
 
@@ -27,6 +28,7 @@ import (
 var All = []cloud.Provider{
 	aws.Provider,
 	tencentcloud.Provider,
+	gce.Provider,
 	azure.Provider,
 }
 

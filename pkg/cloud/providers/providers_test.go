@@ -57,7 +57,7 @@ func TestNewBuildsEveryKnownProvider(t *testing.T) {
 			t.Errorf("Driver(%q) = %v, %v", p, d, ok)
 		}
 	}
-	for _, p := range []string{"gce", "", "AWS"} {
+	for _, p := range []string{"openstack", "", "AWS"} {
 		if _, ok := s.Driver(p); ok {
 			t.Errorf("Driver(%q) found", p)
 		}
@@ -106,7 +106,7 @@ func TestNewSkipsDisabled(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	bad := DefaultConfig()
-	bad.Providers["gce"] = cloud.ProviderConfig{Enabled: true}
+	bad.Providers["openstack"] = cloud.ProviderConfig{Enabled: true}
 	if _, err := New(context.Background(), bad); err == nil {
 		t.Error("an invalid config was accepted")
 	}

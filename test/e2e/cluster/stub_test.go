@@ -46,6 +46,8 @@ func runFakeCloudStub(args []string) error {
 	fs := flag.NewFlagSet("fake-cloud", flag.ContinueOnError)
 	ec2Listen := fs.String("ec2-listen", "", "")
 	cvmListen := fs.String("cvm-listen", "", "")
+	gceListen := fs.String("gce-listen", "", "")
+	gceKeyFile := fs.String("gce-key-file", "", "")
 	certFile := fs.String("tls-cert-file", "", "")
 	keyFile := fs.String("tls-private-key-file", "", "")
 	instancesFile := fs.String("instances", "", "")
@@ -85,7 +87,7 @@ func runFakeCloudStub(args []string) error {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 	var urls []string
-	addrs := []string{*ec2Listen, *cvmListen}
+	addrs := []string{*ec2Listen, *cvmListen, *gceListen}
 	if *azureListen != "" {
 		addrs = append(addrs, *azureListen)
 	}
@@ -101,10 +103,17 @@ func runFakeCloudStub(args []string) error {
 			}))
 		}()
 	}
-	if len(urls) == 3 {
-		fmt.Printf("ec2=%s cvm=%s azure=%s\n", urls[0], urls[1], urls[2])
+	// The real fake writes the key file before its line; so does this.
+	if *gceKeyFile == "" {
+		return errors.New("--gce-key-file not given")
+	}
+	if err := os.WriteFile(*gceKeyFile, []byte(`{"type":"service_account","token_uri":"`+urls[2]+`/token"}`), 0o600); err != nil {
+		return err
+	}
+	if len(urls) == 4 {
+		fmt.Printf("ec2=%s cvm=%s gce=%s azure=%s\n", urls[0], urls[1], urls[2], urls[3])
 	} else {
-		fmt.Printf("ec2=%s cvm=%s\n", urls[0], urls[1])
+		fmt.Printf("ec2=%s cvm=%s gce=%s\n", urls[0], urls[1], urls[2])
 	}
 	select {}
 }
@@ -131,6 +140,10 @@ func runServerStub(args []string) error {
 		os.Getenv("AZURE_CLIENT_SECRET") == "" || !strings.HasPrefix(os.Getenv("AZURE_AUTHORITY_HOST"), "https://127.0.0.1:") {
 		return errors.New("fake credentials missing")
 	}
+	// ADC must find the key file the fake wrote, and nothing of the caller's.
+	if key, err := os.ReadFile(os.Getenv("GOOGLE_APPLICATION_CREDENTIALS")); err != nil || !strings.Contains(string(key), "service_account") {
+		return fmt.Errorf("GOOGLE_APPLICATION_CREDENTIALS does not name the fake's key file: %v", err)
+	}
 	// The cloud config must lead to the fake cloud, trusting its CA.
 	data, err := os.ReadFile(*cloudConfig)
 	if err != nil {
@@ -142,7 +155,7 @@ func runServerStub(args []string) error {
 	if err := yaml.UnmarshalStrict(data, &cc); err != nil {
 		return err
 	}
-	for _, name := range []string{"aws", "tencentcloud", "azure"} {
+	for _, name := range []string{"aws", "tencentcloud", "gce", "azure"} {
 		pc, ok := cc.Providers[name]
 		if !ok {
 			return fmt.Errorf("no %s provider", name)
