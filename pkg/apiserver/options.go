@@ -89,9 +89,9 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs := fss.FlagSet("k8s-cloud-node-manager")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig of the cluster whose Nodes are served; empty means the in-cluster config.")
 	fs.StringVar(&o.CloudConfig, "cloud-config", o.CloudConfig, "YAML file with per-cloud settings (enabled, region, endpoint, caFile, timeout, rateLimit); see the README. Never credentials.")
-	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the node this server runs on (the downward API's spec.nodeName); actions on it are refused. Defaults to $NODE_NAME.")
+	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the node this server runs on (the downward API's spec.nodeName); an action on it writes its lock and Event before the cloud call, since the server may go down before the answer. Defaults to $NODE_NAME.")
 	fs.StringVar(&o.LockNamespace, "lock-namespace", o.LockNamespace, "Namespace of the Leases that keep one action at a time per node across replicas. Defaults to $POD_NAMESPACE, the in-cluster namespace, or kube-system.")
-	fs.DurationVar(&o.ActionCooldown, "action-cooldown", o.ActionCooldown, "How long a node stays locked after an accepted action, or one whose outcome is unknown, so a repeated request does not reboot it twice.")
+	fs.DurationVar(&o.ActionCooldown, "action-cooldown", o.ActionCooldown, "How long a node stays locked after the cloud call of an accepted action, or of one whose outcome is unknown, returned, so a repeated request does not reboot it twice. At least every enabled provider's timeout in the cloud config.")
 	return fss
 }
 
@@ -128,6 +128,9 @@ func (o *Options) Config() (*Config, error) {
 	cloudConfig, err := providers.LoadConfig(o.CloudConfig)
 	if err != nil {
 		return nil, fmt.Errorf("--cloud-config: %w", err)
+	}
+	if err := CheckLockCoversCall(o.ActionCooldown, cloudConfig); err != nil {
+		return nil, err
 	}
 
 	generic := genericapiserver.NewRecommendedConfig(Codecs)
