@@ -36,6 +36,9 @@ type ExtraConfig struct {
 	ActionCooldown time.Duration
 	// Identity names this replica in lock Leases.
 	Identity string
+	// BookmarkInterval is how often idle watches of nodes get a bookmark;
+	// 0 is node.DefaultBookmarkInterval.
+	BookmarkInterval time.Duration
 }
 
 type completedConfig struct {

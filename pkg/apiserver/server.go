@@ -8,13 +8,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
-	"k8s.io/client-go/informers"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -29,8 +30,8 @@ type Server struct {
 	GenericAPIServer *genericapiserver.GenericAPIServer
 }
 
-// New builds the server: the nodes view over a trimmed Node informer, one
-// connecter per node action, and a readiness check on the informer's sync.
+// New builds the server: the nodes view over a cache of trimmed Nodes, one
+// connecter per node action, and a readiness check on the cache's sync.
 func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 	gs, err := c.Generic.New("k8s-cloud-node-manager", genericapiserver.NewEmptyDelegate())
 	if err != nil {
@@ -41,18 +42,26 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		return nil, err
 	}
 
-	factory := informers.NewSharedInformerFactoryWithOptions(c.Extra.Kube, 0, informers.WithTransform(node.TrimNode))
-	nodeInformer := factory.Core().V1().Nodes()
-	synced := nodeInformer.Informer().HasSynced
-	if err := nodeInformer.Informer().AddIndexers(cache.Indexers{node.MachineIndex: node.NewMachineIndexFunc(c.defaultRegion)}); err != nil {
-		return nil, err
-	}
+	// The view's cache is filled by a reflector of its own, not a shared
+	// informer: it receives kube-apiserver's list and bookmark
+	// resourceVersions in order, which watch resumption needs.
+	nodeCache := node.NewCache(0, c.defaultRegion)
+	kube := c.Extra.Kube
+	nodeReflector := cache.NewReflectorWithOptions(cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return kube.CoreV1().Nodes().List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return kube.CoreV1().Nodes().Watch(ctx, opts)
+		},
+	}, kube), &corev1.Node{}, nodeCache, cache.ReflectorOptions{Name: "nodes-view"})
+	synced := nodeCache.HasSynced
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	recorder := broadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: "k8s-cloud-node-manager", Host: c.Extra.NodeName})
 
 	storage := map[string]rest.Storage{
-		"nodes": node.NewREST(nodeInformer.Informer(), c.defaultRegion),
+		"nodes": node.NewREST(nodeCache, c.Extra.BookmarkInterval),
 	}
 	actionConfig := node.ActionConfig{
 		Client:  c.Extra.Kube,
@@ -63,7 +72,7 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 			Identity:  c.Extra.Identity,
 		},
 		Recorder:      recorder,
-		Machines:      nodeInformer.Informer().GetIndexer(),
+		Machines:      nodeCache,
 		DefaultRegion: c.defaultRegion,
 		SelfNodeName:  c.Extra.NodeName,
 		Cooldown:      c.Extra.ActionCooldown,
@@ -95,7 +104,7 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		return nil, err
 	}
 	gs.AddPostStartHookOrDie("start-node-informer", func(hookCtx genericapiserver.PostStartHookContext) error {
-		factory.Start(hookCtx.Done())
+		go nodeReflector.RunWithContext(hookCtx)
 		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Extra.Kube.CoreV1().Events("")})
 		go func() {
 			<-hookCtx.Done()

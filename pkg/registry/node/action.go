@@ -22,7 +22,6 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -61,6 +60,12 @@ type Action struct {
 	Run func(ctx context.Context, d cloud.Driver, inst cloud.Instance, opts Options) (cloud.Result, error)
 }
 
+// MachineClaims finds the Nodes (*corev1.Node or the view's *Node) whose
+// providerID names one machine: ByIndex(MachineIndex, key).
+type MachineClaims interface {
+	ByIndex(indexName, indexedValue string) ([]interface{}, error)
+}
+
 // Drivers finds the driver of an enabled provider.
 type Drivers interface {
 	Driver(provider string) (cloud.Driver, bool)
@@ -72,9 +77,10 @@ type ActionConfig struct {
 	Drivers  Drivers
 	Locker   Locker
 	Recorder record.EventRecorder
-	// Machines, when set, indexes the informer's Nodes by MachineIndex, so
-	// an action on a machine that two Nodes claim is refused.
-	Machines cache.Indexer
+	// Machines, when set, indexes Nodes by MachineIndex (the view's Cache,
+	// or a cache.Indexer of core Nodes), so an action on a machine that two
+	// Nodes claim is refused.
+	Machines MachineClaims
 	// DefaultRegion gives the cloud config's default region of a provider.
 	DefaultRegion func(provider string) string
 	// SelfNodeName is the node this server runs on. An action on it is
@@ -158,6 +164,9 @@ const maxBodyBytes = 64 << 10
 const maxReasonLength = 1024
 
 func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWriter, req *http.Request, dryRunOut *bool) (runtime.Object, int, error) {
+	if err := checkName(name); err != nil {
+		return nil, 0, err
+	}
 	opts, err := r.decodeOptions(w, req)
 	if err != nil {
 		return nil, 0, err
@@ -390,8 +399,15 @@ func (r *ActionREST) claimedByOthers(name string, inst cloud.Instance) error {
 	}
 	var others []string
 	for _, o := range objs {
-		if n, ok := o.(*corev1.Node); ok && n.Name != name {
-			others = append(others, n.Name)
+		var other string
+		switch n := o.(type) {
+		case *corev1.Node:
+			other = n.Name
+		case *infraopsv1.Node:
+			other = n.Name
+		}
+		if other != "" && other != name {
+			others = append(others, other)
 		}
 	}
 	if len(others) == 0 {
