@@ -17,7 +17,6 @@ import (
 	"k8s.io/apiserver/pkg/authentication/user"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/component-base/metrics/testutil"
 	testingclock "k8s.io/utils/clock/testing"
@@ -42,7 +41,7 @@ type restartFixture struct {
 	clock    *testingclock.FakeClock
 	recorder *record.FakeRecorder
 	rest     *ActionREST
-	machines cache.Indexer
+	machines *Cache
 }
 
 func awsTestNode(name, id string) *corev1.Node {
@@ -55,7 +54,7 @@ func awsTestNode(name, id string) *corev1.Node {
 func newRestartFixture(t *testing.T, d cloud.Driver, cooldown time.Duration, self string, nodes ...*corev1.Node) *restartFixture {
 	t.Helper()
 	f := &restartFixture{t: t, kube: fake.NewClientset(), clock: testingclock.NewFakeClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)), recorder: record.NewFakeRecorder(100)}
-	f.machines = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{MachineIndex: MachineIndexFunc})
+	f.machines = NewCache(0, nil) // the server's: the view's cache indexes machines
 	for _, n := range nodes {
 		if _, err := f.kube.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
