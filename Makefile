@@ -10,50 +10,66 @@ BINARIES := k8s-cloud-node-manager fake-cloud kubectl-restart
 K8S_BIN_DIR = $(shell hack/build-k8s-binaries.sh | tail -n 1)
 HELM_BIN = $(shell hack/build-helm.sh | tail -n 1)
 
-.PHONY: all build test unit-test chart-test e2e-test generate verify demo bench bench-e2e tools clean
+.PHONY: all help build test unit-test chart-test e2e-test generate verify demo bench bench-e2e tools clean
 
 all: build
 
+# This list: every target with the first line of the comment above it.
+help:
+	@awk '/^# / { if (!doc) doc = substr($$0, 3); next } \
+		/^[a-z][a-z0-9-]*:([^=]|$$)/ { split($$0, t, ":"); if (doc != "") printf "  make %-12s %s\n", t[1], doc } \
+		{ doc = "" }' $(MAKEFILE_LIST)
+
+# The server, the fake cloud and the kubectl plugin into bin/, version-stamped.
 build:
 	@mkdir -p bin
 	$(foreach b,$(BINARIES),CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/$(b) ./cmd/$(b) &&) true
 	install -m 0755 cmd/kubectl-restart/kubectl_complete-restart cmd/kubectl-restart/kubectl_complete-cloudnode bin/
 	ln -sf kubectl-restart bin/kubectl-cloudnode
 
-# kube-apiserver, etcd and kubectl at the libraries' Kubernetes version
-# (KUBE_VERSION overrides), and helm.
+# Build kube-apiserver, etcd, kubectl (KUBE_VERSION overrides) and helm into ~/.cache.
+# At the libraries' Kubernetes version; cached, so warm runs are instant.
 tools:
 	hack/build-k8s-binaries.sh
 	hack/build-helm.sh
 
-# Everything: generated files fresh, gofmt and vet clean, unit and in-process
+# Every test: verify, unit-test, chart-test, then e2e-test.
+# Generated files fresh, gofmt and vet clean, unit and in-process
 # integration tests with the race detector, the chart's lint/template tests,
 # then the end-to-end suite against a real kube-apiserver and etcd.
 test: verify unit-test chart-test e2e-test
 
+# Unit and in-process integration tests, with the race detector.
 unit-test:
 	$(GO) test -race -count=1 ./pkg/... ./cmd/...
 
+# The Helm chart's lint and template tests.
 chart-test:
 	HELM_BIN="$(HELM_BIN)" $(GO) test -count=1 ./test/chart/...
 
+# The end-to-end suite against a real kube-apiserver, etcd and kubectl (includes the demo's Try list).
 e2e-test: build
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" HELM_BIN="$(HELM_BIN)" PRODUCT_BIN_DIR="$(CURDIR)/bin" \
 		$(GO) test -count=1 -timeout 40m -v ./test/e2e/...
 
+# Regenerate deepcopy, OpenAPI and the plain manifests (commit the output).
 generate:
 	hack/update-codegen.sh
 	hack/render-manifests.sh
 
+# Generated files fresh, gofmt and go vet clean.
 verify:
 	hack/verify-codegen.sh
 	hack/verify-manifests.sh
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# A local control plane with fake clouds and the server, and a list of commands to try; Ctrl-C stops it.
+# It runs what `make build` built (SKIP_BUILD: local-up.sh builds nothing more).
 demo: build
-	hack/local-up.sh
+	SKIP_BUILD=1 hack/local-up.sh
 
+# Benchmarks (figures printed, nothing asserted).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 
@@ -63,5 +79,6 @@ bench:
 bench-e2e: build
 	K8S_BIN_DIR="$(K8S_BIN_DIR)" $(GO) run ./hack/bench-e2e $(BENCH_ARGS)
 
+# Remove bin/.
 clean:
 	rm -rf bin

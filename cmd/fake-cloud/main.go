@@ -7,6 +7,11 @@
 // The first line on stdout is "ec2=https://HOST:PORT cvm=https://HOST:PORT",
 // written once both listen, so a harness can start it on port 0 and read
 // the ports. Every API call is logged on stderr in one line.
+//
+// With --kubeconfig it also plays the kubelets of its machines (package
+// fakecloud/kubelet): when it reboots, stops or starts an instance, the
+// Node whose providerID names it goes NotReady and, once booted
+// (--kubelet-delay), comes back Ready with a new boot ID.
 package main
 
 import (
@@ -50,6 +55,8 @@ type options struct {
 	instancesFile         string
 	awsKeyID, awsSecret   string
 	tencentID, tencentKey string
+	kubeconfig            string
+	kubeletDelay          time.Duration
 }
 
 // instancesFile is the --instances YAML.
@@ -70,6 +77,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.awsSecret, "aws-secret-access-key", "", "the secret of --aws-access-key-id")
 	fs.StringVar(&o.tencentID, "tencent-secret-id", "", "with --tencent-secret-key: verify the full TC3 signature of this SecretId and refuse others")
 	fs.StringVar(&o.tencentKey, "tencent-secret-key", "", "the key of --tencent-secret-id")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "play the kubelets of the instances in this cluster: the Node behind a rebooted, stopped or started instance (matched by spec.providerID) follows, through the status subresource (empty: Nodes are left alone)")
+	fs.DurationVar(&o.kubeletDelay, "kubelet-delay", 5*time.Second, "with --kubeconfig: how long an instance takes from the call until its Node is Ready again with a new boot ID")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -86,6 +95,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--aws-access-key-id and --aws-secret-access-key go together")
 	case (o.tencentID == "") != (o.tencentKey == ""):
 		return o, errors.New("--tencent-secret-id and --tencent-secret-key go together")
+	case o.kubeletDelay < 0:
+		return o, fmt.Errorf("--kubelet-delay must not be negative, got %s", o.kubeletDelay)
 	}
 	return o, nil
 }
@@ -164,6 +175,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logger.Printf("%s %s region=%s instances=%s%s key=%s request=%s -> %s",
 			c.Provider, c.Action, c.Region, strings.Join(c.InstanceIDs, ","), extra, c.AccessKeyID, c.RequestID, outcome)
 	}
+	onCall := logCall
+	if o.kubeconfig != "" {
+		sim, err := newKubelets(o.kubeconfig, o.kubeletDelay, logger.Printf)
+		if err != nil {
+			return err
+		}
+		defer sim.Close()
+		onCall = fakecloud.ObserveMachines(logCall, sim.Observe)
+	}
 
 	type endpoint struct {
 		name string
@@ -173,12 +193,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var eps []endpoint
 	if o.ec2Listen != "" {
 		eps = append(eps, endpoint{"ec2", o.ec2Listen, fakecloud.NewEC2(fakecloud.Options{
-			Instances: awsInstances, Secrets: secrets(o.awsKeyID, o.awsSecret), OnCall: logCall,
+			Instances: awsInstances, Secrets: secrets(o.awsKeyID, o.awsSecret), OnCall: onCall,
 		})})
 	}
 	if o.cvmListen != "" {
 		eps = append(eps, endpoint{"cvm", o.cvmListen, fakecloud.NewCVM(fakecloud.Options{
-			Instances: tcInstances, Secrets: secrets(o.tencentID, o.tencentKey), OnCall: logCall,
+			Instances: tcInstances, Secrets: secrets(o.tencentID, o.tencentKey), OnCall: onCall,
 		})})
 	}
 

@@ -142,7 +142,7 @@ providers:
     region: us-east-1
     endpoint: %s
     caFile: %s
-    timeout: 1s
+    timeout: 2s
   tencentcloud:
     endpoint: %s
     caFile: %s
@@ -560,8 +560,9 @@ func TestRestartThrottled(t *testing.T) {
 
 func TestRestartTimeoutKeepsLock(t *testing.T) {
 	h := startServer(t)
-	// The fake acts on the call, then answers after the driver's 1s timeout.
-	h.ec2.SetFault(awsSlowID, fakecloud.Fault{Delay: 3 * time.Second})
+	// The fake acts on the call, then answers after the driver's 2s timeout
+	// (2s, not less: a loaded CI machine must not time out other calls).
+	h.ec2.SetFault(awsSlowID, fakecloud.Fault{Delay: 4 * time.Second})
 	r := h.restart("slow-node", "")
 	s := r.status(t)
 	if r.code != http.StatusGatewayTimeout || s.Reason != metav1.StatusReasonTimeout {

@@ -145,9 +145,17 @@ func TestRestartTheReplicasOwnNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var called time.Time
+	for _, c := range cloudCalls(t, m) {
+		if c.Action == "RebootInstances" && !c.DryRun {
+			called = c.Time
+		}
+	}
+	// Event times have whole seconds; the strict order (Event, then the
+	// call) is TestSelfNodeRecordsBeforeTheCall's to prove.
 	found := false
 	for _, e := range events.Items {
-		found = found || e.Reason == "RestartRequested" && strings.Contains(e.Message, "runs on the node") && e.CreationTimestamp.Time.Before(time.Now())
+		found = found || e.Reason == "RestartRequested" && strings.Contains(e.Message, "runs on the node") && !e.FirstTimestamp.Time.After(called)
 	}
 	if !found {
 		t.Fatalf("no RestartRequested Event written before the call: %+v", events.Items)

@@ -120,6 +120,11 @@ type ProductOptions struct {
 	ServerEnv []string
 	// FakeCloudEnv is added to the fake cloud's environment.
 	FakeCloudEnv []string
+	// KubeletDelay, when positive, has the fake cloud play the kubelets
+	// of its machines (fake-cloud --kubeconfig): a rebooted machine's
+	// Node goes NotReady and is Ready again with a new boot ID after
+	// this long. Zero leaves Nodes to the test (SetNodeStatus).
+	KubeletDelay time.Duration
 	// Instances seed the fake cloud; nil means DemoInstances().
 	Instances []FakeInstance
 	// Nodes are created before the server starts; nil means DemoNodes(),
@@ -200,8 +205,7 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 		return nil, err
 	}
 
-	begin := time.Now()
-	p.FakeCloud, err = c.StartProcess("fake-cloud", o.FakeCloudBinary, []string{
+	fakeArgs := []string{
 		"--ec2-listen", "127.0.0.1:0",
 		"--cvm-listen", "127.0.0.1:0",
 		"--tls-cert-file", filepath.Join(dir, "fake-cloud.crt"),
@@ -211,7 +215,12 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 		// test proves what the SDKs signed, not only the header's shape.
 		"--aws-access-key-id", fakeAWSKeyID, "--aws-secret-access-key", fakeAWSSecret,
 		"--tencent-secret-id", fakeTencentID, "--tencent-secret-key", fakeTencentSecret,
-	}, o.FakeCloudEnv)
+	}
+	if o.KubeletDelay > 0 {
+		fakeArgs = append(fakeArgs, "--kubeconfig", c.kubeconfig, "--kubelet-delay", o.KubeletDelay.String())
+	}
+	begin := time.Now()
+	p.FakeCloud, err = c.StartProcess("fake-cloud", o.FakeCloudBinary, fakeArgs, o.FakeCloudEnv)
 	if err != nil {
 		return nil, err
 	}
