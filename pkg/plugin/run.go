@@ -255,8 +255,10 @@ func (r *runner) one(ctx context.Context, t target) outcome {
 		Name:         t.Name,
 		UID:          t.UID,
 		BootIDBefore: before.Status.NodeInfo.BootID,
+		ReadyBefore:  stateOf(before, "").Ready,
+		Goal:         r.Action.Until,
 		Progress: func(s bootState) {
-			r.printErrLine(fmt.Sprintf("Waiting for %s to come back: %s (%s elapsed)", resourceName(t.Name), s, r.now().Sub(start).Round(time.Second)))
+			r.printErrLine(fmt.Sprintf("Waiting for %s to %s: %s (%s elapsed)", resourceName(t.Name), r.Action.Until.progress(), s, r.now().Sub(start).Round(time.Second)))
 		},
 	}
 	back, err := w.wait(ctx)
@@ -265,7 +267,14 @@ func (r *runner) one(ctx context.Context, t target) outcome {
 		return oc
 	}
 	if r.Output == "" {
-		r.printOut(fmt.Sprintf("%s is back: new boot ID %s, Ready", resourceName(t.Name), back.Status.NodeInfo.BootID))
+		switch r.Action.Until {
+		case GoalNotReady:
+			r.printOut(fmt.Sprintf("%s is down: Ready=%s", resourceName(t.Name), stateOf(back, "").Ready))
+		case GoalReady:
+			r.printOut(fmt.Sprintf("%s is up: boot ID %s, Ready", resourceName(t.Name), back.Status.NodeInfo.BootID))
+		default:
+			r.printOut(fmt.Sprintf("%s is back: new boot ID %s, Ready", resourceName(t.Name), back.Status.NodeInfo.BootID))
+		}
 	}
 	return oc
 }

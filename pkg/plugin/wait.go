@@ -25,8 +25,6 @@ type bootState struct {
 	Ready corev1.ConditionStatus
 }
 
-func (s bootState) done() bool { return s.Rebooted && s.Ready == corev1.ConditionTrue }
-
 func (s bootState) String() string {
 	boot := "boot ID unchanged"
 	if s.Rebooted {
@@ -55,8 +53,12 @@ type rebootWait struct {
 	// UID is the node restarted; a node of the same name with another UID
 	// is a new node, not this one back.
 	UID types.UID
-	// BootIDBefore is status.nodeInfo.bootID read before the request.
+	// BootIDBefore and ReadyBefore are status.nodeInfo.bootID and the
+	// Ready condition read before the request.
 	BootIDBefore string
+	ReadyBefore  corev1.ConditionStatus
+	// Goal is what the wait is for; GoalNone means GoalRebooted.
+	Goal Goal
 	// Progress receives the state each time it changes.
 	Progress func(bootState)
 }
@@ -138,9 +140,9 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 			state = last.String()
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("timed out waiting for %s to come back (%s)", resourceName(w.Name), state)
+			return nil, fmt.Errorf("timed out waiting for %s to %s (%s)", resourceName(w.Name), w.Goal.progress(), state)
 		}
-		return nil, fmt.Errorf("stopped waiting for %s to come back (%s): %w", resourceName(w.Name), state, ctx.Err())
+		return nil, fmt.Errorf("stopped waiting for %s to %s (%s): %w", resourceName(w.Name), w.Goal.progress(), state, ctx.Err())
 	}
 	return done, err
 }
@@ -153,8 +155,13 @@ func (w rebootWait) check(n *corev1.Node, report func(bootState), done **corev1.
 	}
 	s := stateOf(n, w.BootIDBefore)
 	report(s)
-	if s.done() {
+	goal := w.Goal
+	if goal == GoalNone {
+		goal = GoalRebooted
+	}
+	ok := goal.done(s, w.ReadyBefore)
+	if ok {
 		*done = n
 	}
-	return s.done(), nil
+	return ok, nil
 }
