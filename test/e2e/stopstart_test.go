@@ -146,7 +146,9 @@ func TestRBACStopApartFromRestart(t *testing.T) {
 		APIGroups: []string{"infraops.michael.io"}, Resources: []string{"nodes/stop"}, Verbs: []string{"create"},
 	}})
 	body := writeBody(t, `{"dryRun":["All"]}`)
-	forbidden := func(out string, err error) bool { return err != nil && strings.Contains(strings.ToLower(out), "forbidden") }
+	forbidden := func(out string, err error) bool {
+		return err != nil && strings.Contains(strings.ToLower(out), "forbidden")
+	}
 	if out, err := kubectl(t, restarter, "", "create", "--raw", actionPath(m.node, "stop"), "-f", body); !forbidden(out, err) {
 		t.Fatalf("a restarter stopped: %v %s", err, out)
 	}
