@@ -91,9 +91,6 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		SelfNodeName:  c.Extra.NodeName,
 		Cooldown:      c.Extra.ActionCooldown,
 		History:       history,
-		// No CloudTimeout: each cloud's configured timeout, applied by
-		// the wrapper in pkg/cloud/providers, is the one bound of a call
-		// (cloud.Config.LongestTimeout gives the longest).
 	}
 	node.RegisterMetrics()
 	for _, a := range node.Actions {
@@ -107,9 +104,9 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 	}
 
 	if err := gs.AddReadyzChecks(
-		healthz.NamedCheck("node-informer-sync", func(*http.Request) error {
+		healthz.NamedCheck("node-cache-sync", func(*http.Request) error {
 			if !synced() {
-				return fmt.Errorf("the Node informer has not synced yet")
+				return fmt.Errorf("the node cache has not loaded the Nodes yet")
 			}
 			if !follower.HasSynced() {
 				return fmt.Errorf("the nodes' lastAction records have not been read yet")

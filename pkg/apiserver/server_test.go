@@ -778,6 +778,50 @@ func burst(n int, request func(i int) int) map[int]int {
 	return count
 }
 
+// An HTML page answered with 200 in front of EC2 is not a restart: 502,
+// the outcome unknown, and the node stays locked so a retry cannot reboot
+// a second time.
+func TestRestartMalformedAnswerKeepsLock(t *testing.T) {
+	h := startServer(t)
+	h.ec2.SetFault(awsBusyID, fakecloud.Fault{Kind: fakecloud.FaultMalformed})
+	r := h.restart("busy-node", "")
+	s := r.status(t)
+	if r.code != http.StatusBadGateway || s.Reason != node.StatusReasonBadGateway || !strings.Contains(s.Message, "unknown") {
+		t.Fatalf("want 502 saying the outcome is unknown, got %d %s", r.code, r.body)
+	}
+	h.ec2.ClearFaults(awsBusyID)
+	if r := h.restart("busy-node", ""); r.code != http.StatusConflict {
+		t.Fatalf("want 409 after an answer of unknown outcome, got %d %s", r.code, r.body)
+	}
+	if n := len(callsFor(h.ec2.Calls(), awsBusyID)); n != 1 {
+		t.Fatalf("the retry reached the cloud: %d calls", n)
+	}
+}
+
+// A mode the cloud does not have is a 422 naming the modes it has, sent
+// nowhere and leaving the node unlocked; an omitted mode is the cloud's
+// default, and the answer says which.
+func TestRestartModeTheCloudLacks(t *testing.T) {
+	h := startServer(t)
+	r := h.restart("aws-node", `{"mode":"hard"}`)
+	s := r.status(t)
+	if r.code != http.StatusUnprocessableEntity || !strings.Contains(s.Message, "soft") || s.Details == nil ||
+		len(s.Details.Causes) == 0 || s.Details.Causes[0].Field != "mode" {
+		t.Fatalf("want 422 on mode naming soft, got %d %s", r.code, r.body)
+	}
+	if n := len(callsFor(h.ec2.Calls(), awsID)); n != 0 {
+		t.Fatalf("a mode EC2 does not have reached it: %d calls", n)
+	}
+	r = h.restart("aws-node", "")
+	if r.code != http.StatusAccepted {
+		t.Fatalf("want 202, got %d %s", r.code, r.body)
+	}
+	var a infraopsv1.NodeAction
+	if err := json.Unmarshal([]byte(r.body), &a); err != nil || a.Mode != "soft" {
+		t.Fatalf("answer %s (%v), want mode soft", r.body, err)
+	}
+}
+
 // caSource is a requestheader CA that is not there until set, as the
 // front-proxy CA before the server's ConfigMap informer has synced.
 type caSource struct{ pem atomic.Value }
@@ -816,8 +860,8 @@ func TestNotReadyBeforeItCanAuthenticateAndAuthorize(t *testing.T) {
 		r := h.do(http.MethodGet, "/readyz?verbose", "probe", "")
 		return r.code, string(r.body)
 	}
-	// Informers sync quickly; what is left failing is the CA and authz.
-	waitUntil(t, "the informer to sync", func() bool { _, b := readyz(); return strings.Contains(b, "[+]node-informer-sync") })
+	// The node cache loads quickly; what is left failing is the CA and authz.
+	waitUntil(t, "the node cache to load", func() bool { _, b := readyz(); return strings.Contains(b, "[+]node-cache-sync") })
 	if code, body := readyz(); code == http.StatusOK || !strings.Contains(body, "[-]requestheader-client-ca") || !strings.Contains(body, "[-]delegated-authorization") {
 		t.Fatalf("ready without the front-proxy CA and authorization: %d\n%s", code, body)
 	}
@@ -892,48 +936,4 @@ current-context: c
 		t.Fatal(err)
 	}
 	return path
-}
-
-// An HTML page answered with 200 in front of EC2 is not a restart: 502,
-// the outcome unknown, and the node stays locked so a retry cannot reboot
-// a second time.
-func TestRestartMalformedAnswerKeepsLock(t *testing.T) {
-	h := startServer(t)
-	h.ec2.SetFault(awsBusyID, fakecloud.Fault{Kind: fakecloud.FaultMalformed})
-	r := h.restart("busy-node", "")
-	s := r.status(t)
-	if r.code != http.StatusBadGateway || s.Reason != node.StatusReasonBadGateway || !strings.Contains(s.Message, "unknown") {
-		t.Fatalf("want 502 saying the outcome is unknown, got %d %s", r.code, r.body)
-	}
-	h.ec2.ClearFaults(awsBusyID)
-	if r := h.restart("busy-node", ""); r.code != http.StatusConflict {
-		t.Fatalf("want 409 after an answer of unknown outcome, got %d %s", r.code, r.body)
-	}
-	if n := len(callsFor(h.ec2.Calls(), awsBusyID)); n != 1 {
-		t.Fatalf("the retry reached the cloud: %d calls", n)
-	}
-}
-
-// A mode the cloud does not have is a 422 naming the modes it has, sent
-// nowhere and leaving the node unlocked; an omitted mode is the cloud's
-// default, and the answer says which.
-func TestRestartModeTheCloudLacks(t *testing.T) {
-	h := startServer(t)
-	r := h.restart("aws-node", `{"mode":"hard"}`)
-	s := r.status(t)
-	if r.code != http.StatusUnprocessableEntity || !strings.Contains(s.Message, "soft") || s.Details == nil ||
-		len(s.Details.Causes) == 0 || s.Details.Causes[0].Field != "mode" {
-		t.Fatalf("want 422 on mode naming soft, got %d %s", r.code, r.body)
-	}
-	if n := len(callsFor(h.ec2.Calls(), awsID)); n != 0 {
-		t.Fatalf("a mode EC2 does not have reached it: %d calls", n)
-	}
-	r = h.restart("aws-node", "")
-	if r.code != http.StatusAccepted {
-		t.Fatalf("want 202, got %d %s", r.code, r.body)
-	}
-	var a infraopsv1.NodeAction
-	if err := json.Unmarshal([]byte(r.body), &a); err != nil || a.Mode != "soft" {
-		t.Fatalf("answer %s (%v), want mode soft", r.body, err)
-	}
 }

@@ -64,12 +64,6 @@ type Action struct {
 	Done func(at, now NodeState) bool
 }
 
-// MachineClaims finds the Nodes (*corev1.Node or the view's *Node) whose
-// providerID names one machine: ByIndex(MachineIndex, key).
-type MachineClaims interface {
-	ByIndex(indexName, indexedValue string) ([]interface{}, error)
-}
-
 // Drivers finds the driver of an enabled provider.
 type Drivers interface {
 	Driver(provider string) (cloud.Driver, bool)
@@ -81,9 +75,8 @@ type ActionConfig struct {
 	Drivers  Drivers
 	Locker   Locker
 	Recorder record.EventRecorder
-	// Machines, when set, indexes Nodes by MachineIndex (the view's Cache,
-	// or a cache.Indexer of core Nodes), so an action on a machine that two
-	// Nodes claim is refused.
+	// Machines, when set, tells which Nodes claim a machine, so an action
+	// on a machine that two Nodes claim is refused.
 	Machines MachineClaims
 	// DefaultRegion gives the cloud config's default region of a provider.
 	DefaultRegion func(provider string) string
@@ -431,21 +424,10 @@ func (r *ActionREST) claimedByOthers(name string, inst cloud.Instance) error {
 	if r.cfg.Machines == nil {
 		return nil
 	}
-	objs, err := r.cfg.Machines.ByIndex(MachineIndex, machineKey(inst.Provider, inst.ID))
-	if err != nil {
-		return apierrors.NewInternalError(err)
-	}
 	var others []string
-	for _, o := range objs {
-		var other string
-		switch n := o.(type) {
-		case *corev1.Node:
-			other = n.Name
-		case *infraopsv1.Node:
-			other = n.Name
-		}
-		if other != "" && other != name {
-			others = append(others, other)
+	for _, n := range r.cfg.Machines.NodesClaiming(inst.Provider, inst.ID) {
+		if n != name {
+			others = append(others, n)
 		}
 	}
 	if len(others) == 0 {

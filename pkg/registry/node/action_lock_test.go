@@ -54,7 +54,7 @@ func awsTestNode(name, id string) *corev1.Node {
 func newRestartFixture(t *testing.T, d cloud.Driver, cooldown time.Duration, self string, nodes ...*corev1.Node) *restartFixture {
 	t.Helper()
 	f := &restartFixture{t: t, kube: fake.NewClientset(), clock: testingclock.NewFakeClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)), recorder: record.NewFakeRecorder(100)}
-	f.machines = NewCache(0, nil) // the server's: the view's cache indexes machines
+	f.machines = NewCache(0, nil)
 	for _, n := range nodes {
 		if _, err := f.kube.CoreV1().Nodes().Create(context.Background(), n, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

@@ -38,8 +38,6 @@ type Cache struct {
 
 	mu    sync.RWMutex
 	items map[string]*infraopsv1.Node
-	// machines indexes items by machineKey, for MachineClaims.
-	machines map[string]map[string]struct{}
 	// actions are the nodes' last actions (status.lastAction), kept apart
 	// from items so they survive a relist of Nodes and can arrive before
 	// their Node.
@@ -60,6 +58,9 @@ type Cache struct {
 	// that either is still valid or gets 410 Gone.
 	gen    uint64
 	synced bool
+	// claims indexes the nodes by the machine their providerID names
+	// (machineKey), so an action can see another Node claiming its machine.
+	claims map[string]map[string]struct{}
 	// wake is closed (and replaced) on every change of the state.
 	wake chan struct{}
 }
@@ -92,7 +93,7 @@ func NewCache(history int, defaultRegion func(provider string) string) *Cache {
 	return &Cache{
 		defaultRegion: defaultRegion,
 		items:         map[string]*infraopsv1.Node{},
-		machines:      map[string]map[string]struct{}{},
+		claims:        map[string]map[string]struct{}{},
 		actions:       map[string]*infraopsv1.LastAction{},
 		ring:          make([]change, history),
 		wake:          make(chan struct{}),
@@ -143,6 +144,12 @@ func (c *Cache) apply(obj interface{}, deleted bool) error {
 		c.onNode(v.Name)
 	}
 	prev := c.items[v.Name]
+	if prev != nil {
+		c.unclaimLocked(prev)
+	}
+	if !deleted {
+		c.claimLocked(v)
+	}
 	ch := change{obj: v, prev: prev, rv: rv}
 	switch {
 	case deleted && prev == nil:
@@ -157,12 +164,43 @@ func (c *Cache) apply(obj interface{}, deleted bool) error {
 		c.items[v.Name] = v
 		ch.typ = watch.Modified
 	}
-	c.unindexLocked(prev)
-	if !deleted {
-		c.indexLocked(v)
-	}
 	c.push(ch)
 	return nil
+}
+
+// NodesClaiming lists, sorted, the Nodes whose providerID names the
+// machine instanceID of provider.
+func (c *Cache) NodesClaiming(provider, instanceID string) []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	names := make([]string, 0, len(c.claims[machineKey(provider, instanceID)]))
+	for n := range c.claims[machineKey(provider, instanceID)] {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (c *Cache) claimLocked(v *infraopsv1.Node) {
+	key, ok := machineKeyOf(v.Status.ProviderID)
+	if !ok {
+		return
+	}
+	if c.claims[key] == nil {
+		c.claims[key] = map[string]struct{}{}
+	}
+	c.claims[key][v.Name] = struct{}{}
+}
+
+func (c *Cache) unclaimLocked(v *infraopsv1.Node) {
+	key, ok := machineKeyOf(v.Status.ProviderID)
+	if !ok {
+		return
+	}
+	delete(c.claims[key], v.Name)
+	if len(c.claims[key]) == 0 {
+		delete(c.claims, key)
+	}
 }
 
 // nextRV is the change's resourceVersion. kube-apiserver always sets one,
@@ -211,10 +249,10 @@ func (c *Cache) Replace(list []interface{}, resourceVersion string) error {
 		rv = c.rv + 1
 	}
 	c.items = items
-	c.machines = map[string]map[string]struct{}{}
+	c.claims = map[string]map[string]struct{}{}
 	for _, v := range items {
 		v.Status.LastAction = c.actions[v.Name]
-		c.indexLocked(v)
+		c.claimLocked(v)
 	}
 	if c.onNode != nil {
 		for name := range items {
@@ -317,52 +355,6 @@ func (c *Cache) ResourceVersion() uint64 {
 
 func tooLargeResourceVersion(want, current uint64) error {
 	return storage.NewTooLargeResourceVersionError(want, current, 1)
-}
-
-func viewMachineKey(v *infraopsv1.Node) (string, bool) {
-	if v == nil || v.Status.Cloud == nil {
-		return "", false
-	}
-	return machineKey(v.Status.Cloud.Provider, v.Status.Cloud.InstanceID), true
-}
-
-func (c *Cache) indexLocked(v *infraopsv1.Node) {
-	k, ok := viewMachineKey(v)
-	if !ok {
-		return
-	}
-	if c.machines[k] == nil {
-		c.machines[k] = map[string]struct{}{}
-	}
-	c.machines[k][v.Name] = struct{}{}
-}
-
-func (c *Cache) unindexLocked(v *infraopsv1.Node) {
-	k, ok := viewMachineKey(v)
-	if !ok {
-		return
-	}
-	delete(c.machines[k], v.Name)
-	if len(c.machines[k]) == 0 {
-		delete(c.machines, k)
-	}
-}
-
-// ByIndex is MachineClaims: the views of the Nodes whose providerID names
-// the machine key (MachineIndex is the only index). A view's machine is
-// resolved as an action resolves it (toView uses Resolve with the config's
-// default region), so every Node an action can reach is indexed.
-func (c *Cache) ByIndex(indexName, key string) ([]interface{}, error) {
-	if indexName != MachineIndex {
-		return nil, fmt.Errorf("no index %q", indexName)
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	out := make([]interface{}, 0, len(c.machines[key]))
-	for name := range c.machines[key] {
-		out = append(out, c.items[name])
-	}
-	return out, nil
 }
 
 // OnNodeChange registers f to be told the name of every node that changes

@@ -1,9 +1,30 @@
 package node
 
-// MachineIndex indexes Nodes by the machine their providerID names
-// (provider and instance ID), so different spellings of one machine's
-// providerID ("aws:///us-east-1a/i-…" and "aws:////i-…") meet. The view's
-// Cache keeps it (Cache.ByIndex), from each view's resolved instance.
-const MachineIndex = "machine"
+import (
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
+)
 
+// MachineClaims tells which Nodes name a machine in spec.providerID, so an
+// action on a machine that two Nodes claim is refused. The view's Cache is
+// one.
+type MachineClaims interface {
+	NodesClaiming(provider, instanceID string) []string
+}
+
+// machineKey names a machine by provider and instance ID, so different
+// spellings of one machine's providerID ("aws:///us-east-1a/i-…" and
+// "aws:////i-…") meet.
 func machineKey(provider, instanceID string) string { return provider + "/" + instanceID }
+
+// machineKeyOf is the machineKey a providerID names; false when it names
+// no machine.
+func machineKeyOf(providerID string) (string, bool) {
+	// The machine is what the providerID names, whatever the region: no
+	// labels, and a placeholder default region so that a providerID whose
+	// zone tells no region (TKE's numeric zone) still names its machine.
+	inst, err := providers.Resolve(providerID, nil, func(string) string { return "-" })
+	if err != nil {
+		return "", false
+	}
+	return machineKey(inst.Provider, inst.ID), true
+}

@@ -378,3 +378,37 @@ func TestNodeNames(t *testing.T) {
 		}
 	}
 }
+
+// The claims index follows the Nodes: a providerID changed away from a
+// machine, or a deleted Node, no longer claims it; a relist rebuilds it.
+func TestCacheClaimsFollowTheNodes(t *testing.T) {
+	c := NewCache(0, nil)
+	a, b := coreNode("a", 1, nil), coreNode("b", 2, nil)
+	b.Spec.ProviderID = "aws:////i-0123456789abcdef0" // another spelling of a's machine
+	if err := c.Replace([]interface{}{a, b}, "2"); err != nil {
+		t.Fatal(err)
+	}
+	claims := func() string { return fmt.Sprint(c.NodesClaiming("aws", "i-0123456789abcdef0")) }
+	if got := claims(); got != "[a b]" {
+		t.Fatalf("after the list: %s", got)
+	}
+	b2 := b.DeepCopy()
+	b2.ResourceVersion, b2.Spec.ProviderID = "3", "aws:///us-east-1a/i-0fedcba9876543210"
+	if err := c.Update(b2); err != nil {
+		t.Fatal(err)
+	}
+	if got := claims(); got != "[a]" {
+		t.Fatalf("after b moved to another machine: %s", got)
+	}
+	if got := fmt.Sprint(c.NodesClaiming("aws", "i-0fedcba9876543210")); got != "[b]" {
+		t.Fatalf("b's new machine: %s", got)
+	}
+	a2 := a.DeepCopy()
+	a2.ResourceVersion = "4"
+	if err := c.Delete(a2); err != nil {
+		t.Fatal(err)
+	}
+	if got := claims(); got != "[]" {
+		t.Fatalf("after a was deleted: %s", got)
+	}
+}
