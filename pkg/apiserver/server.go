@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
+	"github.com/michael/k8s-cloud-node-manager/pkg/policy"
 	"github.com/michael/k8s-cloud-node-manager/pkg/registry/node"
 )
 
@@ -63,20 +64,33 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 	storage := map[string]rest.Storage{
 		"nodes": node.NewREST(nodeCache, c.Extra.BookmarkInterval),
 	}
+	locker := &node.LeaseLocker{
+		Client:    c.Extra.Kube,
+		Namespace: c.Extra.LockNamespace,
+		Identity:  c.Extra.Identity,
+	}
 	actionConfig := node.ActionConfig{
-		Client:  c.Extra.Kube,
-		Drivers: drivers,
-		Locker: &node.LeaseLocker{
-			Client:    c.Extra.Kube,
-			Namespace: c.Extra.LockNamespace,
-			Identity:  c.Extra.Identity,
-		},
+		Client:        c.Extra.Kube,
+		Drivers:       drivers,
+		Locker:        locker,
 		Recorder:      recorder,
 		Machines:      nodeCache,
 		DefaultRegion: c.defaultRegion,
 		SelfNodeName:  c.Extra.NodeName,
 		Cooldown:      c.Extra.ActionCooldown,
 	}
+	// The policy's budgets live beside the node locks, and a node counts
+	// as under an action while its lock is held.
+	pol := c.Extra.Policy
+	if pol != nil {
+		pol = pol.With(policy.Deps{
+			Client: c.Extra.Kube, Namespace: c.Extra.LockNamespace, Identity: c.Extra.Identity,
+			Tracker: policy.LockTracker{Locker: locker}, Nodes: nodeCache.Nodes, Recorder: recorder,
+		})
+		actionConfig.Policy = pol
+	}
+	storage["budgets"] = policy.NewREST(pol)
+	policy.RegisterMetrics()
 	node.RegisterMetrics()
 	for _, a := range node.Actions {
 		storage["nodes/"+a.Name] = node.NewActionREST(a, actionConfig)

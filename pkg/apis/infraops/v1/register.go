@@ -27,6 +27,8 @@ func AddToScheme(scheme *runtime.Scheme) error {
 			&NodeList{},
 			&RestartOptions{},
 			&NodeAction{},
+			&Budget{},
+			&BudgetList{},
 		)
 	}
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
