@@ -120,9 +120,26 @@ func (s *Schedule) span(day time.Time) (from, to time.Time) {
 	y, m, d := day.Date()
 	// time.Date normalises a wall time that does not exist (the hour
 	// skipped when clocks go forward) to the instant after the gap.
-	from = time.Date(y, m, d, s.start/60, s.start%60, 0, 0, s.loc)
+	from = earliest(time.Date(y, m, d, s.start/60, s.start%60, 0, 0, s.loc))
 	to = time.Date(y, m, d, s.end/60, s.end%60, 0, 0, s.loc)
 	return from, to
+}
+
+// earliest is the first instant showing t's wall-clock time: when clocks go
+// back, a time of day happens twice and time.Date may pick the second, but
+// a window opens at the first.
+func earliest(t time.Time) time.Time {
+	wall := func(v time.Time) [5]int {
+		v = v.In(t.Location())
+		return [5]int{v.Year(), int(v.Month()), v.Day(), v.Hour(), v.Minute()}
+	}
+	best := t
+	for _, back := range []time.Duration{30 * time.Minute, time.Hour, 2 * time.Hour} {
+		if c := t.Add(-back); wall(c) == wall(t) {
+			best = c
+		}
+	}
+	return best
 }
 
 // Open reports whether the window is open at t; if not, next is when it
