@@ -38,15 +38,19 @@ var wantServerClusterRules = []string{
 	"|nodes|watch|",
 }
 
-// The per-node lock Leases (pkg/registry/node/lock.go).
+// The per-node lock Leases (pkg/registry/node/lock.go) and the policy's
+// budget slots (pkg/policy, listed by label).
 var wantLeaseRules = []string{
 	"coordination.k8s.io|leases|create|",
 	"coordination.k8s.io|leases|delete|",
 	"coordination.k8s.io|leases|get|",
+	"coordination.k8s.io|leases|list|",
 	"coordination.k8s.io|leases|update|",
 }
 
 var wantViewRules = []string{
+	group + "|budgets|get|",
+	group + "|budgets|list|",
 	group + "|nodes|get|",
 	group + "|nodes|list|",
 	group + "|nodes|watch|",
