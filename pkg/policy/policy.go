@@ -512,12 +512,17 @@ func (p *Policy) giveBack(ctx context.Context, taken []*slot, logger klog.Logger
 	}
 }
 
+// budgetRetryAfter is the Retry-After of a full budget: when a holder's
+// action completes is not known in advance, so a client (client-go retries
+// a 429 with Retry-After by itself) looks again soon.
+const budgetRetryAfter = 10 * time.Second
+
 // tooMany is the 429 of a full budget, naming it and its holders, with a
-// Retry-After of when the first holder reaches the bound, at most a minute
-// (a holder may well complete sooner).
+// Retry-After of budgetRetryAfter, or less when a holder reaches the bound
+// sooner.
 func (p *Policy) tooMany(req node.PolicyRequest, b *budget, label string, limit, members int, st *poolState) *apierrors.StatusError {
 	var holders []string
-	retry := time.Minute
+	retry := budgetRetryAfter
 	for _, l := range st.active {
 		holders = append(holders, recordOf(l).Node)
 		if l.Spec.AcquireTime != nil {

@@ -145,7 +145,7 @@ budgets:
 	if !apierrors.IsTooManyRequests(err) || !strings.Contains(err.Error(), `"cluster"`) || !strings.Contains(err.Error(), "n0") {
 		t.Fatalf("want 429 naming budget cluster and n0, got %v", err)
 	}
-	if s, _ := apierrors.SuggestsClientDelay(err); s < 1 || s > 60 {
+	if s, _ := apierrors.SuggestsClientDelay(err); s < 1 || s > 10 {
 		t.Fatalf("Retry-After %d", s)
 	}
 	f.clock.Step(9 * time.Minute)
