@@ -160,19 +160,18 @@ func (p *Policy) Admit(ctx context.Context, req node.PolicyRequest) error {
 
 func (p *Policy) optedOut(req node.PolicyRequest) *refusal {
 	a := req.Node.Annotations
-	why := ""
+	why, rule := "", ""
 	switch {
 	case a[ProtectAnnotation] == "true":
-		why = fmt.Sprintf("the node is annotated %s: \"true\"", ProtectAnnotation)
+		why, rule = fmt.Sprintf("the node is annotated %s: \"true\"", ProtectAnnotation), "protect"
 	case p.optOuts.KarpenterDoNotDisrupt && a[KarpenterDoNotDisrupt] == "true":
-		why = fmt.Sprintf("the node is annotated %s: \"true\" (optOuts.karpenterDoNotDisrupt)", KarpenterDoNotDisrupt)
+		why, rule = fmt.Sprintf("the node is annotated %s: \"true\" (optOuts.karpenterDoNotDisrupt)", KarpenterDoNotDisrupt), "karpenterDoNotDisrupt"
 	case p.optOuts.ClusterAPIPaused && hasKey(a, ClusterAPIPaused):
-		why = fmt.Sprintf("the node is annotated %s (optOuts.clusterAPIPaused)", ClusterAPIPaused)
+		why, rule = fmt.Sprintf("the node is annotated %s (optOuts.clusterAPIPaused)", ClusterAPIPaused), "clusterAPIPaused"
 	}
 	if why == "" {
 		return nil
 	}
-	rule := "protect"
 	return &refusal{rule: rule, kind: kindOptOut, err: forbidden(req, kindOptOut, rule, why+"; remove the annotation to allow actions", 0)}
 }
 
