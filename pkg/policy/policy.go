@@ -56,12 +56,12 @@ const (
 	holderAnnotation = infraopsv1.GroupName + "/budget-holder"
 )
 
-// Tracker tells whether an action accepted on a node is still under way:
-// from the accepted request until it has completed. The policy asks it
-// about the nodes holding a slot; past the policy's bound a holder is
-// released whatever it says.
+// Tracker tells whether the action accepted on a node at since (when it
+// took its slot) is still under way: from the accepted request until it
+// has completed. The policy asks it about the nodes holding a slot; past
+// the policy's bound a holder is released whatever it says.
 type Tracker interface {
-	UnderAction(ctx context.Context, node string) (bool, error)
+	UnderAction(ctx context.Context, node string, since time.Time) (bool, error)
 }
 
 // Deps are what the policy needs of the server.
@@ -318,7 +318,7 @@ func (p *Policy) holds(ctx context.Context, l *coordinationv1.Lease) bool {
 	if !p.now().Before(l.Spec.AcquireTime.Add(p.bound)) {
 		return false
 	}
-	under, err := p.d.Tracker.UnderAction(ctx, rec.Node)
+	under, err := p.d.Tracker.UnderAction(ctx, rec.Node, l.Spec.AcquireTime.Time)
 	if err != nil {
 		klog.FromContext(ctx).Error(err, "Cannot tell whether a budget holder is still under an action; counting it", "node", rec.Node)
 		return true

@@ -26,7 +26,7 @@ type fakeTracker struct {
 	done map[string]bool
 }
 
-func (f *fakeTracker) UnderAction(_ context.Context, n string) (bool, error) {
+func (f *fakeTracker) UnderAction(_ context.Context, n string, _ time.Time) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return !f.done[n], nil

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -15,7 +16,7 @@ type LockTracker struct {
 	Locker node.Locker
 }
 
-func (t LockTracker) UnderAction(ctx context.Context, name string) (bool, error) {
+func (t LockTracker) UnderAction(ctx context.Context, name string, _ time.Time) (bool, error) {
 	err := t.Locker.Check(ctx, name)
 	if err == nil {
 		return false, nil
