@@ -35,6 +35,10 @@ type ExtraConfig struct {
 	NodeName       string
 	LockNamespace  string
 	ActionCooldown time.Duration
+	// CompletionTimeout is how long an accepted action may take to show
+	// on its Node before its lastAction is TimedOut; 0 is
+	// node.DefaultCompletionTimeout.
+	CompletionTimeout time.Duration
 	// Identity names this replica in lock Leases.
 	Identity string
 	// BookmarkInterval is how often idle watches of nodes get a bookmark;
@@ -110,7 +114,7 @@ func (c *completedConfig) defaultRegion(provider string) string {
 // whole call, so a second request cannot get in while the first runs.
 func CheckLockCoversCall(cooldown time.Duration, cfg *cloud.Config) error {
 	if cfg == nil {
-		cfg = cloud.DefaultConfig()
+		cfg = providers.DefaultConfig()
 	}
 	names := make([]string, 0, len(cfg.Providers))
 	for name := range cfg.Providers {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/informers"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -64,6 +65,19 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 	storage := map[string]rest.Storage{
 		"nodes": node.NewREST(nodeCache, c.Extra.BookmarkInterval),
 	}
+	// Each node's lastAction record (a Lease in the lock namespace),
+	// followed on every replica into the view.
+	history := &node.History{Client: c.Extra.Kube, Namespace: c.Extra.LockNamespace}
+	recordInformers := informers.NewSharedInformerFactoryWithOptions(c.Extra.Kube, 0,
+		informers.WithNamespace(c.Extra.LockNamespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = node.HistoryLabel }))
+	follower, err := node.NewFollower(&node.Follower{
+		History: history, Cache: nodeCache, Actions: node.Actions, Timeout: c.Extra.CompletionTimeout,
+	}, recordInformers.Coordination().V1().Leases().Informer())
+	if err != nil {
+		return nil, err
+	}
+
 	locker := &node.LeaseLocker{
 		Client:    c.Extra.Kube,
 		Namespace: c.Extra.LockNamespace,
@@ -78,14 +92,16 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		DefaultRegion: c.defaultRegion,
 		SelfNodeName:  c.Extra.NodeName,
 		Cooldown:      c.Extra.ActionCooldown,
+		History:       history,
 	}
-	// The policy's budgets live beside the node locks, and a node counts
-	// as under an action while its lock is held.
+	// The policy's budgets live beside the node locks; a node counts as
+	// under an action until its lastAction has left Requested.
 	pol := c.Extra.Policy
 	if pol != nil {
 		pol = pol.With(policy.Deps{
 			Client: c.Extra.Kube, Namespace: c.Extra.LockNamespace, Identity: c.Extra.Identity,
-			Tracker: policy.LockTracker{Locker: locker}, Nodes: nodeCache.Nodes, Recorder: recorder,
+			Tracker: policy.LastActionTracker{LastAction: nodeCache.LastAction, Lock: policy.LockTracker{Locker: locker}},
+			Nodes:   nodeCache.Nodes, Recorder: recorder,
 		})
 		actionConfig.Policy = pol
 	}
@@ -107,6 +123,9 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 			if !synced() {
 				return fmt.Errorf("the node cache has not loaded the Nodes yet")
 			}
+			if !follower.HasSynced() {
+				return fmt.Errorf("the nodes' lastAction records have not been read yet")
+			}
 			return nil
 		}),
 		authenticationReady(c.Generic.Authentication.RequestHeaderConfig),
@@ -116,6 +135,8 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 	}
 	gs.AddPostStartHookOrDie("start-node-informer", func(hookCtx genericapiserver.PostStartHookContext) error {
 		go nodeReflector.RunWithContext(hookCtx)
+		recordInformers.Start(hookCtx.Done())
+		go follower.Run(hookCtx)
 		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Extra.Kube.CoreV1().Events("")})
 		go func() {
 			<-hookCtx.Done()

@@ -136,7 +136,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cloudConfig, err := cloud.ParseConfig([]byte(fmt.Sprintf(`
+	cloudConfig, err := providers.ParseConfig([]byte(fmt.Sprintf(`
 providers:
   aws:
     region: us-east-1
@@ -673,7 +673,7 @@ func TestNodesView(t *testing.T) {
 	for _, c := range table.ColumnDefinitions {
 		cols = append(cols, c.Name)
 	}
-	if strings.Join(cols, ",") != "Name,Provider,Region,Zone,Instance,Ready,Age,Cloud-Error" || len(table.Rows) != 15 {
+	if strings.Join(cols, ",") != "Name,Provider,Region,Zone,Instance,Ready,Last-Action,Phase,Age,Cloud-Error" || len(table.Rows) != 15 {
 		t.Fatalf("unexpected table: columns %v, %d rows", cols, len(table.Rows))
 	}
 
@@ -687,7 +687,7 @@ func TestNodesView(t *testing.T) {
 	for _, res := range resources.APIResources {
 		verbs[res.Name] = strings.Join(res.Verbs, ",")
 	}
-	if verbs["nodes"] != "get,list,watch" || verbs["nodes/restart"] != "create" {
+	if verbs["nodes"] != "get,list,watch" || verbs["nodes/restart"] != "create" || verbs["nodes/stop"] != "create" || verbs["nodes/start"] != "create" {
 		t.Fatalf("unexpected discovery %v", verbs)
 	}
 	// OpenAPI v3 describes the group, for kubectl explain.
@@ -726,6 +726,16 @@ func TestNodesView(t *testing.T) {
 		if _, ok := v3.Components.Schemas[kind]; !ok {
 			t.Errorf("openapi v3 lacks %s", kind)
 		}
+	}
+	// stop and start publish their own kinds, each with the common fields.
+	for action, kind := range map[string]string{"stop": "io.michael.infraops.v1.StopOptions", "start": "io.michael.infraops.v1.StartOptions"} {
+		ref := v3.Paths["/apis/infraops.michael.io/v1/nodes/{name}/"+action].Post.RequestBody.Content["application/json"].Schema.Ref
+		if ref != "#/components/schemas/"+kind || !bytes.Contains(v3.Components.Schemas[kind], []byte(`"nodeUID"`)) {
+			t.Errorf("openapi v3: %s body is %q", action, ref)
+		}
+	}
+	if !bytes.Contains(v3.Components.Schemas["io.michael.infraops.v1.StopOptions"], []byte(`"stopCharging"`)) {
+		t.Errorf("openapi v3: StopOptions lacks stopCharging")
 	}
 	r = h.do(http.MethodGet, "/openapi/v2", "alice", "")
 	if r.code != http.StatusOK || !bytes.Contains(r.body, []byte(`"#/definitions/`+restartOptions+`"`)) {
@@ -766,6 +776,50 @@ func burst(n int, request func(i int) int) map[int]int {
 		count[c]++
 	}
 	return count
+}
+
+// An HTML page answered with 200 in front of EC2 is not a restart: 502,
+// the outcome unknown, and the node stays locked so a retry cannot reboot
+// a second time.
+func TestRestartMalformedAnswerKeepsLock(t *testing.T) {
+	h := startServer(t)
+	h.ec2.SetFault(awsBusyID, fakecloud.Fault{Kind: fakecloud.FaultMalformed})
+	r := h.restart("busy-node", "")
+	s := r.status(t)
+	if r.code != http.StatusBadGateway || s.Reason != node.StatusReasonBadGateway || !strings.Contains(s.Message, "unknown") {
+		t.Fatalf("want 502 saying the outcome is unknown, got %d %s", r.code, r.body)
+	}
+	h.ec2.ClearFaults(awsBusyID)
+	if r := h.restart("busy-node", ""); r.code != http.StatusConflict {
+		t.Fatalf("want 409 after an answer of unknown outcome, got %d %s", r.code, r.body)
+	}
+	if n := len(callsFor(h.ec2.Calls(), awsBusyID)); n != 1 {
+		t.Fatalf("the retry reached the cloud: %d calls", n)
+	}
+}
+
+// A mode the cloud does not have is a 422 naming the modes it has, sent
+// nowhere and leaving the node unlocked; an omitted mode is the cloud's
+// default, and the answer says which.
+func TestRestartModeTheCloudLacks(t *testing.T) {
+	h := startServer(t)
+	r := h.restart("aws-node", `{"mode":"hard"}`)
+	s := r.status(t)
+	if r.code != http.StatusUnprocessableEntity || !strings.Contains(s.Message, "soft") || s.Details == nil ||
+		len(s.Details.Causes) == 0 || s.Details.Causes[0].Field != "mode" {
+		t.Fatalf("want 422 on mode naming soft, got %d %s", r.code, r.body)
+	}
+	if n := len(callsFor(h.ec2.Calls(), awsID)); n != 0 {
+		t.Fatalf("a mode EC2 does not have reached it: %d calls", n)
+	}
+	r = h.restart("aws-node", "")
+	if r.code != http.StatusAccepted {
+		t.Fatalf("want 202, got %d %s", r.code, r.body)
+	}
+	var a infraopsv1.NodeAction
+	if err := json.Unmarshal([]byte(r.body), &a); err != nil || a.Mode != "soft" {
+		t.Fatalf("answer %s (%v), want mode soft", r.body, err)
+	}
 }
 
 // caSource is a requestheader CA that is not there until set, as the
@@ -847,7 +901,7 @@ func TestRestartOwnNode(t *testing.T) {
 // Item 1 of issue 9: a cooldown shorter than a cloud call may take is
 // refused at start-up, naming both values.
 func TestStartupRefusesALockShorterThanTheCall(t *testing.T) {
-	cfg, err := cloud.ParseConfig([]byte("providers:\n  aws:\n    timeout: 15s\n  tencentcloud:\n    timeout: 3s\n"))
+	cfg, err := providers.ParseConfig([]byte("providers:\n  aws:\n    timeout: 15s\n  tencentcloud:\n    timeout: 3s\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

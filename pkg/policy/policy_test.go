@@ -378,3 +378,36 @@ func TestParseIsStrict(t *testing.T) {
 		}
 	}
 }
+
+type constTracker bool
+
+func (c constTracker) UnderAction(context.Context, string, time.Time) (bool, error) {
+	return bool(c), nil
+}
+
+// A slot's holder counts until the lastAction of the action that took it
+// leaves Requested; before that record exists, its lock tells.
+func TestLastActionTracker(t *testing.T) {
+	since := time.Date(2026, 12, 1, 10, 0, 0, 500_000_000, time.UTC)
+	var la *infraopsv1.LastAction
+	tr := LastActionTracker{LastAction: func(string) *infraopsv1.LastAction { return la }, Lock: constTracker(true)}
+	check := func(want bool, what string) {
+		t.Helper()
+		if got, _ := tr.UnderAction(context.Background(), "n", since); got != want {
+			t.Fatalf("%s: under action %v, want %v", what, got, want)
+		}
+	}
+	check(true, "no record yet, lock held")
+	la = &infraopsv1.LastAction{Phase: infraopsv1.ActionCompleted, RequestedAt: metav1.NewTime(since.Add(-time.Hour))}
+	check(true, "an older action's record, lock held")
+	// RequestedAt has whole seconds: the same second as the slot is this action's.
+	la = &infraopsv1.LastAction{Phase: infraopsv1.ActionRequested, RequestedAt: metav1.NewTime(since.Truncate(time.Second))}
+	tr.Lock = constTracker(false)
+	check(true, "this action, Requested")
+	for _, ph := range []infraopsv1.ActionPhase{infraopsv1.ActionCompleted, infraopsv1.ActionFailed, infraopsv1.ActionTimedOut} {
+		la.Phase = ph
+		check(false, string(ph))
+	}
+	la = nil
+	check(false, "no record, no lock (refused before the call)")
+}

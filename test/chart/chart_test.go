@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 )
 
 // What the server calls on kube-apiserver, traced in the chart's
@@ -38,14 +39,16 @@ var wantServerClusterRules = []string{
 	"|nodes|watch|",
 }
 
-// The per-node lock Leases (pkg/registry/node/lock.go) and the policy's
-// budget slots (pkg/policy, listed by label).
+// The per-node lock Leases (pkg/registry/node/lock.go), lastAction
+// records (history.go: list and watch feed every replica's view) and the
+// policy's budget slots (pkg/policy, listed by label).
 var wantLeaseRules = []string{
 	"coordination.k8s.io|leases|create|",
 	"coordination.k8s.io|leases|delete|",
 	"coordination.k8s.io|leases|get|",
 	"coordination.k8s.io|leases|list|",
 	"coordination.k8s.io|leases|update|",
+	"coordination.k8s.io|leases|watch|",
 }
 
 var wantViewRules = []string{
@@ -514,6 +517,18 @@ func checkUserRBAC(t *testing.T, m manifest) {
 	if got := rbacRules(t, restarter); !slices.Equal(got, wantRestarterRules) {
 		t.Fatalf("node-restarter grants %v", got)
 	}
+	// stop and start each have a role of their own, never aggregated.
+	for role, want := range map[string]string{"-node-stopper": group + "|nodes/stop|create|", "-node-starter": group + "|nodes/start|create|"} {
+		r := m.get(t, "ClusterRole", fullname+role)
+		for k := range r.GetLabels() {
+			if strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") {
+				t.Fatalf("%s is aggregated (%s)", role, k)
+			}
+		}
+		if got := rbacRules(t, r); !slices.Equal(got, []string{want}) {
+			t.Fatalf("%s grants %v", role, got)
+		}
+	}
 	// Nothing else in the chart grants the restart.
 	for _, kind := range []string{"ClusterRole", "Role"} {
 		for _, r := range m.all(kind) {
@@ -535,7 +550,7 @@ func checkCloudConfig(t *testing.T, m manifest) {
 	t.Helper()
 	cm := m.get(t, "ConfigMap", fullname+"-config")
 	data := str(t, cm.Object, "data", "cloud-config.yaml")
-	cfg, err := cloud.ParseConfig([]byte(data))
+	cfg, err := providers.ParseConfig([]byte(data))
 	if err != nil {
 		t.Fatalf("the server refuses the chart's cloud config: %v\n%s", err, data)
 	}

@@ -12,9 +12,16 @@ import (
 const cvmVersion = "2017-03-12"
 
 // CVM is a fake of the Tencent Cloud CVM API (RebootInstances,
-// DescribeInstances), API 3.0 with TC3-HMAC-SHA256 and JSON bodies.
+// StopInstances, StartInstances, DescribeInstances), API 3.0 with
+// TC3-HMAC-SHA256 and JSON bodies. A stop leaves the instance STOPPED at
+// once and a start RUNNING (real CVM passes through STOPPING and
+// STARTING); each refuses an instance in another state with CVM's
+// UnsupportedOperation.InstanceState<State>, as a reboot of a stopped one
+// is refused.
 type CVM struct {
 	*store
+	webIdentityToken string // guarded by store.mu
+	assumed          int
 }
 
 // NewCVM returns a fake CVM endpoint. The region of a call is its
@@ -51,6 +58,10 @@ func (c *CVM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeCVM(w, reqID, cvmAnswer{code: "InvalidParameter", message: err.Error()})
 		return
 	}
+	if r.Header.Get("X-TC-Action") == "AssumeRoleWithWebIdentity" {
+		c.assumeRole(w, reqID, body)
+		return
+	}
 	call := Call{
 		Provider:  ProviderTencentCloud,
 		Action:    r.Header.Get("X-TC-Action"),
@@ -70,7 +81,14 @@ func (c *CVM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.opts.OnCall(call)
 	}
 	sleep(r, delay)
-	writeCVM(w, reqID, a)
+	switch a.code {
+	case FaultMalformed:
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	case FaultNoRequestID:
+		writeJSON(w, http.StatusOK, map[string]any{"Response": map[string]any{}})
+	default:
+		writeCVM(w, reqID, a)
+	}
 }
 
 // decide computes the answer and applies its effect. Call with c.mu held.
@@ -118,6 +136,31 @@ func (c *CVM) decide(r *http.Request, body []byte, auth tc3Auth, authErr error, 
 			call.StopType = *req.StopType
 		}
 		return c.reboot(call, req.ForceReboot != nil)
+	case "StopInstances":
+		var req struct {
+			InstanceIds []string
+			ForceStop   *bool
+			StopType    *string
+			StoppedMode *string
+		}
+		if err := decodeCVMBody(body, &req); err != nil {
+			return fail("UnknownParameter", "%v", err)
+		}
+		call.InstanceIDs = req.InstanceIds
+		if req.StopType != nil {
+			call.StopType = *req.StopType
+		}
+		if req.StoppedMode != nil {
+			call.StoppedMode = *req.StoppedMode
+		}
+		return c.stopStart(call, req.ForceStop != nil)
+	case "StartInstances":
+		var req struct{ InstanceIds []string }
+		if err := decodeCVMBody(body, &req); err != nil {
+			return fail("UnknownParameter", "%v", err)
+		}
+		call.InstanceIDs = req.InstanceIds
+		return c.stopStart(call, false)
 	case "DescribeInstances":
 		var req struct {
 			InstanceIds []string
@@ -162,6 +205,9 @@ func (c *CVM) reboot(call *Call, forceReboot bool) (cvmAnswer, time.Duration) {
 	}
 	f, _ := c.faultFor(ids)
 	switch f.Kind {
+	case FaultMalformed, FaultNoRequestID:
+		// Not CVM's answer: nothing happens to the instance.
+		return cvmAnswer{code: f.Kind}, f.Delay
 	case FaultThrottle:
 		return fail(f.Delay, "RequestLimitExceeded", "Your current request times equals to `10` in a second, which exceeds the frequency limit `10` for a second. Please reduce the frequency of calls.")
 	case FaultAuth:
@@ -188,6 +234,68 @@ func (c *CVM) reboot(call *Call, forceReboot bool) (cvmAnswer, time.Duration) {
 	return cvmAnswer{result: map[string]any{}}, f.Delay
 }
 
+// stopStart is StopInstances (RUNNING → STOPPED) and StartInstances
+// (STOPPED → RUNNING).
+func (c *CVM) stopStart(call *Call, forceStop bool) (cvmAnswer, time.Duration) {
+	fail := func(delay time.Duration, code, format string, args ...any) (cvmAnswer, time.Duration) {
+		return cvmAnswer{code: code, message: fmt.Sprintf(format, args...)}, delay
+	}
+	stop := call.Action == "StopInstances"
+	ids := call.InstanceIDs
+	switch {
+	case len(ids) == 0:
+		return fail(0, "MissingParameter", "The request is missing a required parameter `InstanceIds`.")
+	case len(ids) > 100:
+		return fail(0, "InvalidParameterValue.LimitExceeded", "At most 100 instances per request.")
+	case forceStop && call.StopType != "":
+		return fail(0, "InvalidParameterCombination", "ForceStop and StopType cannot be used together.")
+	}
+	switch call.StopType {
+	case "", "SOFT", "HARD", "SOFT_FIRST":
+	default:
+		return fail(0, "InvalidParameterValue", "StopType `%s` is not one of SOFT, HARD, SOFT_FIRST.", call.StopType)
+	}
+	switch call.StoppedMode {
+	case "", "KEEP_CHARGING", "STOP_CHARGING":
+	default:
+		return fail(0, "InvalidParameterValue", "StoppedMode `%s` is not one of KEEP_CHARGING, STOP_CHARGING.", call.StoppedMode)
+	}
+	for _, id := range ids {
+		if !validCVMID(id) {
+			return fail(0, "InvalidInstanceId.Malformed", "The instance ID `%s` is malformed.", id)
+		}
+	}
+	f, _ := c.faultFor(ids)
+	switch f.Kind {
+	case FaultMalformed, FaultNoRequestID:
+		return cvmAnswer{code: f.Kind}, f.Delay
+	case FaultThrottle:
+		return fail(f.Delay, "RequestLimitExceeded", "Your current request times exceed the frequency limit.")
+	case FaultAuth:
+		return fail(f.Delay, "AuthFailure.UnauthorizedOperation", "The request is not authorized by CAM.")
+	}
+	from, to, verb := "STOPPED", "RUNNING", "started"
+	if stop {
+		from, to, verb = "RUNNING", "STOPPED", "stopped"
+	}
+	for _, id := range ids {
+		in, ok := c.instances[id]
+		if !ok || in.Region != call.Region || c.faults[id].Kind == FaultNotFound {
+			return fail(f.Delay, "InvalidInstanceId.NotFound", "The instance `%s` does not exist.", id)
+		}
+		if c.faults[id].Kind == FaultBusy {
+			return fail(f.Delay, "OperationDenied.InstanceOperationInProgress", "The instance `%s` is being operated on. Please try again later.", id)
+		}
+		if in.State != from {
+			return fail(f.Delay, "UnsupportedOperation.InstanceState"+camel(in.State), "The instance `%s` is %s and cannot be %s.", id, in.State, verb)
+		}
+	}
+	for _, id := range ids {
+		c.instances[id].State = to
+	}
+	return cvmAnswer{result: map[string]any{}}, f.Delay
+}
+
 func (c *CVM) describe(call *Call) (cvmAnswer, time.Duration) {
 	for _, id := range call.InstanceIDs {
 		if !validCVMID(id) {
@@ -196,6 +304,8 @@ func (c *CVM) describe(call *Call) (cvmAnswer, time.Duration) {
 	}
 	f, _ := c.faultFor(call.InstanceIDs)
 	switch f.Kind {
+	case FaultMalformed, FaultNoRequestID:
+		return cvmAnswer{code: f.Kind}, f.Delay
 	case FaultThrottle:
 		return cvmAnswer{code: "RequestLimitExceeded", message: "Your current request times exceed the frequency limit."}, f.Delay
 	case FaultAuth:
@@ -276,4 +386,50 @@ func camel(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// SetWebIdentityToken makes the fake's STS (AssumeRoleWithWebIdentity,
+// served on the same endpoint, as TKE OIDC calls it) accept only token,
+// as a real OIDC provider accepts only an unexpired ServiceAccount token.
+// The temporary keys it issues are added to Secrets, and expire at once,
+// so every call of a client makes it assume the role again.
+func (c *CVM) SetWebIdentityToken(token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.webIdentityToken = token
+}
+
+// AssumedRoles counts the role credentials STS issued.
+func (c *CVM) AssumedRoles() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.assumed
+}
+
+func (c *CVM) assumeRole(w http.ResponseWriter, reqID string, body []byte) {
+	var req struct {
+		ProviderId, WebIdentityToken, RoleArn, RoleSessionName string
+		DurationSeconds                                        int64
+	}
+	if err := decodeCVMBody(body, &req); err != nil {
+		writeCVM(w, reqID, cvmAnswer{code: "InvalidParameter", message: err.Error()})
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.webIdentityToken == "" || req.WebIdentityToken != c.webIdentityToken || req.RoleArn == "" || req.ProviderId == "" {
+		writeCVM(w, reqID, cvmAnswer{code: "InvalidParameter.WebIdentityTokenError", message: "the web identity token is not valid"})
+		return
+	}
+	c.assumed++
+	id, key := fmt.Sprintf("AKIDsts%06d", c.assumed), newRequestID()
+	if c.opts.Secrets == nil {
+		c.opts.Secrets = map[string]string{}
+	}
+	c.opts.Secrets[id] = key
+	writeCVM(w, reqID, cvmAnswer{result: map[string]any{
+		"Credentials": map[string]string{"Token": "token-" + id, "TmpSecretId": id, "TmpSecretKey": key},
+		"ExpiredTime": time.Now().Unix(),
+		"Expiration":  time.Now().UTC().Format(time.RFC3339),
+	}})
 }

@@ -51,6 +51,13 @@ const (
 	// FaultBusy answers as if another operation were running on the
 	// instance.
 	FaultBusy = "busy"
+	// FaultMalformed answers 200 with what a proxy or captive portal in
+	// front of the cloud would (an HTML page for EC2, JSON without the
+	// Response envelope for CVM); the call has no effect.
+	FaultMalformed = "malformed"
+	// FaultNoRequestID answers 200 in the cloud's own format but without
+	// a request ID; the call has no effect.
+	FaultNoRequestID = "norequestid"
 )
 
 // Fault changes the answer for calls naming one instance.
@@ -79,17 +86,25 @@ type Instance struct {
 
 // Call is one API request the fake received.
 type Call struct {
-	Provider    string    `json:"provider"`
-	Action      string    `json:"action"`
-	Region      string    `json:"region"`
-	InstanceIDs []string  `json:"instanceIds"`
-	StopType    string    `json:"stopType,omitempty"`
+	Provider    string   `json:"provider"`
+	Action      string   `json:"action"`
+	Region      string   `json:"region"`
+	InstanceIDs []string `json:"instanceIds"`
+	StopType    string   `json:"stopType,omitempty"`
+	// Force is EC2 StopInstances' Force (a hard stop).
+	Force bool `json:"force,omitempty"`
+	// StoppedMode is CVM StopInstances' StoppedMode (KEEP_CHARGING,
+	// STOP_CHARGING), as sent.
+	StoppedMode string    `json:"stoppedMode,omitempty"`
 	DryRun      bool      `json:"dryRun,omitempty"`
 	AccessKeyID string    `json:"accessKeyId"`
 	RequestID   string    `json:"requestId"`
 	Time        time.Time `json:"time"`
 	// Error is the error code answered, "" for success.
 	Error string `json:"error,omitempty"`
+
+	// changes are an EC2 stop's or start's state changes, for its answer.
+	changes []instanceStateChange
 }
 
 // Options configure a fake.
@@ -247,7 +262,7 @@ func (s *store) serveAdmin(w http.ResponseWriter, r *http.Request, normState fun
 			f.Delay = d
 		}
 		switch f.Kind {
-		case "", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy:
+		case "", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy, FaultMalformed, FaultNoRequestID:
 		default:
 			http.Error(w, fmt.Sprintf("unknown fault kind %q", f.Kind), http.StatusBadRequest)
 			return

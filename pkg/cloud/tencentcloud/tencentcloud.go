@@ -11,15 +11,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
 	tcerr "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/errors"
 	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/profile"
 	cvm "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/cvm/v20170312"
@@ -38,19 +35,35 @@ type Driver struct {
 	scheme    string            // "HTTPS"
 	endpoint  string            // host[:port] or "" for the SDK's
 
+	// metadataURL replaces the CVM metadata server's (tests).
+	metadataURL string
+
 	mu           sync.Mutex
-	cred         common.CredentialIface
+	snap         *snapshot // the current credentials
 	credInFlight *credAttempt
-	clients      map[string]*cvm.Client
+	clients      map[string]regionClient
 }
 
-var _ cloud.Driver = (*Driver)(nil)
+// regionClient is a region's CVM client and the credentials it was built
+// with; new credentials get a new client, since the SDK's client is not
+// safe to change while in use.
+type regionClient struct {
+	c    *cvm.Client
+	snap *snapshot
+}
+
+var (
+	_ cloud.Driver  = (*Driver)(nil)
+	_ cloud.Moder   = (*Driver)(nil)
+	_ cloud.Stopper = (*Driver)(nil)
+	_ cloud.Starter = (*Driver)(nil)
+)
 
 // New builds the CVM driver. The CA file is read now; credentials are
 // resolved at the first call, since the CVM role and TKE OIDC providers
 // need the network.
 func New(_ context.Context, cfg cloud.ProviderConfig) (cloud.Driver, error) {
-	d := &Driver{cfg: cfg, scheme: "HTTPS", clients: map[string]*cvm.Client{}}
+	d := &Driver{cfg: cfg, scheme: "HTTPS", clients: map[string]regionClient{}}
 	if cfg.Endpoint != "" {
 		u, err := url.Parse(cfg.Endpoint)
 		if err != nil || u.Host == "" {
@@ -72,76 +85,27 @@ func New(_ context.Context, cfg cloud.ProviderConfig) (cloud.Driver, error) {
 }
 
 // Name implements cloud.Driver.
-func (d *Driver) Name() string { return cloud.ProviderTencentCloud }
+func (d *Driver) Name() string { return Name }
 
-func credentialProvider() (common.Provider, error) {
-	if os.Getenv("TKE_ROLE_ARN") != "" {
-		p, err := common.DefaultTkeOIDCRoleArnProvider()
-		if err != nil {
-			return nil, fmt.Errorf("TKE_ROLE_ARN is set but TKE OIDC is not usable: %w", err)
-		}
-		return p, nil
+// Modes implements cloud.Moder: RebootInstances' and StopInstances'
+// StopType SOFT (through the OS, the default) or HARD (forced).
+func (d *Driver) Modes(action string) []cloud.Mode {
+	switch action {
+	case cloud.ActionRestart, cloud.ActionStop:
+		return []cloud.Mode{cloud.ModeSoft, cloud.ModeHard}
 	}
-	return common.DefaultProviderChain(), nil
-}
-
-// credAttempt is one resolution of the credential chain, shared by the
-// calls that wait for it.
-type credAttempt struct {
-	done chan struct{}
-	cred common.CredentialIface
-	err  error
-}
-
-// credential resolves the chain once and keeps the result; the returned
-// credential refreshes itself when it is a role credential, so one serves
-// every region. The CVM role provider calls the metadata server with no
-// timeout of its own, so the resolution runs aside and ctx bounds the
-// wait, and d.mu is never held across it.
-func (d *Driver) credential(ctx context.Context) (common.CredentialIface, error) {
-	d.mu.Lock()
-	if d.cred != nil {
-		c := d.cred
-		d.mu.Unlock()
-		return c, nil
-	}
-	a := d.credInFlight
-	if a == nil {
-		a = &credAttempt{done: make(chan struct{})}
-		d.credInFlight = a
-		go func() {
-			p, err := credentialProvider()
-			if err == nil {
-				a.cred, err = p.GetCredential()
-			}
-			a.err = err
-			d.mu.Lock()
-			if err == nil {
-				d.cred = a.cred
-			}
-			d.credInFlight = nil
-			d.mu.Unlock()
-			close(a.done)
-		}()
-	}
-	d.mu.Unlock()
-	select {
-	case <-a.done:
-		return a.cred, a.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return nil
 }
 
 func (d *Driver) client(ctx context.Context, region string) (*cvm.Client, error) {
-	cred, err := d.credential(ctx)
+	snap, err := d.credential(ctx)
 	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if c, ok := d.clients[region]; ok {
-		return c, nil
+	if rc, ok := d.clients[region]; ok && rc.snap == snap {
+		return rc.c, nil
 	}
 	cpf := profile.NewClientProfile()
 	cpf.Language = "en-US"
@@ -156,18 +120,19 @@ func (d *Driver) client(ctx context.Context, region string) (*cvm.Client, error)
 	cpf.DisableRegionBreaker = true
 	cpf.HttpProfile.Scheme = d.scheme
 	cpf.HttpProfile.Endpoint = d.endpoint
-	if d.cfg.Timeout > 0 {
-		// ReqTimeout is whole seconds; the context deadline is the exact one.
-		cpf.HttpProfile.ReqTimeout = int(math.Ceil(d.cfg.Timeout.Seconds()))
-	}
-	c, err := cvm.NewClient(cred, region, cpf)
+	// No SDK timeout: the context the wrapper in pkg/cloud/providers gives
+	// every call is the one bound. The SDK's default (60 s, as
+	// http.Client.Timeout) would be a second owner that cuts a longer
+	// configured timeout short.
+	cpf.HttpProfile.ReqTimeout = 0
+	c, err := cvm.NewClient(snap.cred, region, cpf)
 	if err != nil {
 		return nil, err
 	}
 	if d.transport != nil {
 		c.WithHttpTransport(d.transport)
 	}
-	d.clients[region] = c
+	d.clients[region] = regionClient{c: c, snap: snap}
 	return c, nil
 }
 
@@ -176,27 +141,95 @@ func (d *Driver) client(ctx context.Context, region string) (*cvm.Client, error)
 // DescribeInstances that the instance exists and is RUNNING, the state
 // RebootInstances requires, and reboots nothing.
 func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.RebootOptions) (cloud.Result, error) {
-	if err := inst.CheckFor(cloud.ProviderTencentCloud); err != nil {
+	mode, err := cloud.ChooseMode(Name, cloud.ActionRestart, d.Modes(cloud.ActionRestart), opts.Mode)
+	if err != nil {
 		return cloud.Result{}, err
 	}
-	var stopType string
-	switch opts.Mode {
-	case "", cloud.RebootSoft:
-		stopType = "SOFT"
-	case cloud.RebootHard:
-		stopType = "HARD"
-	default:
-		return cloud.Result{}, fmt.Errorf("tencentcloud: unknown reboot mode %q", opts.Mode)
+	return d.call(ctx, inst, mode, opts.DryRun, "RUNNING", "rebooted", func(c *cvm.Client) (*string, bool, error) {
+		req := cvm.NewRebootInstancesRequest()
+		req.InstanceIds = []*string{&inst.ID}
+		req.StopType = stopType(mode)
+		resp, err := c.RebootInstancesWithContext(ctx, req)
+		if err != nil {
+			return nil, false, err
+		}
+		if resp.Response == nil {
+			return nil, false, nil
+		}
+		return resp.Response.RequestId, true, nil
+	})
+}
+
+// Stop implements cloud.Stopper: StopInstances with StopType SOFT or HARD
+// (never the deprecated ForceStop), and StoppedMode KEEP_CHARGING (the
+// instance keeps its resources and is billed) unless StopCharging asks for
+// STOP_CHARGING (pay-as-you-go instances with cloud disks only; CVM
+// refuses it for others, and the public IP may change at the next start).
+// A dry run checks with DescribeInstances that the instance is RUNNING.
+func (d *Driver) Stop(ctx context.Context, inst cloud.Instance, opts cloud.StopOptions) (cloud.Result, error) {
+	mode, err := cloud.ChooseMode(Name, cloud.ActionStop, d.Modes(cloud.ActionStop), opts.Mode)
+	if err != nil {
+		return cloud.Result{}, err
 	}
-	if d.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.cfg.Timeout)
-		defer cancel()
+	return d.call(ctx, inst, mode, opts.DryRun, "RUNNING", "stopped", func(c *cvm.Client) (*string, bool, error) {
+		req := cvm.NewStopInstancesRequest()
+		req.InstanceIds = []*string{&inst.ID}
+		req.StopType = stopType(mode)
+		stoppedMode := "KEEP_CHARGING"
+		if opts.StopCharging {
+			stoppedMode = "STOP_CHARGING"
+		}
+		req.StoppedMode = &stoppedMode
+		resp, err := c.StopInstancesWithContext(ctx, req)
+		if err != nil {
+			return nil, false, err
+		}
+		if resp.Response == nil {
+			return nil, false, nil
+		}
+		return resp.Response.RequestId, true, nil
+	})
+}
+
+// Start implements cloud.Starter: StartInstances; a dry run checks with
+// DescribeInstances that the instance is STOPPED.
+func (d *Driver) Start(ctx context.Context, inst cloud.Instance, opts cloud.StartOptions) (cloud.Result, error) {
+	return d.call(ctx, inst, "", opts.DryRun, "STOPPED", "started", func(c *cvm.Client) (*string, bool, error) {
+		req := cvm.NewStartInstancesRequest()
+		req.InstanceIds = []*string{&inst.ID}
+		resp, err := c.StartInstancesWithContext(ctx, req)
+		if err != nil {
+			return nil, false, err
+		}
+		if resp.Response == nil {
+			return nil, false, nil
+		}
+		return resp.Response.RequestId, true, nil
+	})
+}
+
+func stopType(mode cloud.Mode) *string {
+	t := "SOFT"
+	if mode == cloud.ModeHard {
+		t = "HARD"
+	}
+	return &t
+}
+
+// call is one CVM call of any action: credentials and client, the dry run
+// (DescribeInstances: the instance must be in state want), the request ID
+// and the error mapping, shared so that every action keeps the same rules.
+// send returns the answer's RequestId and whether the Response envelope
+// was there.
+func (d *Driver) call(ctx context.Context, inst cloud.Instance, mode cloud.Mode, dryRun bool, want, verb string,
+	send func(c *cvm.Client) (requestID *string, envelope bool, err error)) (cloud.Result, error) {
+	if err := inst.CheckFor(Name); err != nil {
+		return cloud.Result{}, err
 	}
 	c, err := d.client(ctx, inst.Region)
 	if err != nil {
 		e := &cloud.Error{
-			Kind: cloud.ErrUnauthorized, Provider: cloud.ProviderTencentCloud, Code: "CredentialError",
+			Kind: cloud.ErrUnauthorized, Provider: Name, Code: "CredentialError", NotSent: true,
 			Message: "cannot get Tencent Cloud credentials: " + err.Error(), Err: err,
 		}
 		if ctx.Err() != nil {
@@ -207,25 +240,44 @@ func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.Reb
 		return cloud.Result{}, e
 	}
 
-	if opts.DryRun {
-		return d.check(ctx, c, inst.ID)
+	if dryRun {
+		res, err := d.check(ctx, c, inst.ID, want, verb)
+		res.Mode = mode
+		if err != nil {
+			return cloud.Result{}, err
+		}
+		return res, nil
 	}
-	req := cvm.NewRebootInstancesRequest()
-	req.InstanceIds = []*string{&inst.ID}
-	req.StopType = &stopType
-	resp, err := c.RebootInstancesWithContext(ctx, req)
+	rid, envelope, err := send(c)
 	if err != nil {
 		return cloud.Result{}, mapError(ctx, err)
 	}
-	return cloud.Result{RequestID: deref(resp.Response.RequestId)}, nil
+	if !envelope || deref(rid) == "" {
+		return cloud.Result{}, badAnswer(!envelope)
+	}
+	return cloud.Result{RequestID: deref(rid), Mode: mode}, nil
 }
 
-func (d *Driver) check(ctx context.Context, c *cvm.Client, id string) (cloud.Result, error) {
+// badAnswer is the error of a 200 answer that is not CVM's: API 3.0 wraps
+// every answer, success or error, in a Response object with a RequestId,
+// and the SDK decodes anything else (an empty object, another JSON
+// document) as an empty success.
+func badAnswer(noEnvelope bool) error {
+	if noEnvelope {
+		return cloud.BadAnswer(Name, "a 200 answer without the CVM Response envelope", nil)
+	}
+	return cloud.BadAnswer(Name, "a 200 answer without a CVM RequestId", nil)
+}
+
+func (d *Driver) check(ctx context.Context, c *cvm.Client, id, want, verb string) (cloud.Result, error) {
 	req := cvm.NewDescribeInstancesRequest()
 	req.InstanceIds = []*string{&id}
 	resp, err := c.DescribeInstancesWithContext(ctx, req)
 	if err != nil {
 		return cloud.Result{}, mapError(ctx, err)
+	}
+	if resp.Response == nil || deref(resp.Response.RequestId) == "" {
+		return cloud.Result{}, badAnswer(resp.Response == nil)
 	}
 	rid := deref(resp.Response.RequestId)
 	for _, in := range resp.Response.InstanceSet {
@@ -234,16 +286,16 @@ func (d *Driver) check(ctx context.Context, c *cvm.Client, id string) (cloud.Res
 		}
 		state := deref(in.InstanceState)
 		switch {
-		case state != "RUNNING":
+		case state != want:
 			return cloud.Result{}, &cloud.Error{
-				Kind: cloud.ErrInvalidState, Provider: cloud.ProviderTencentCloud,
+				Kind: cloud.ErrInvalidState, Provider: Name,
 				Code:      "UnsupportedOperation.InstanceState" + camel(state),
-				Message:   fmt.Sprintf("instance %s is %s; only a RUNNING instance can be rebooted", id, state),
+				Message:   fmt.Sprintf("instance %s is %s; only a %s instance can be %s", id, state, want, verb),
 				RequestID: rid,
 			}
 		case deref(in.LatestOperationState) == "OPERATING":
 			return cloud.Result{}, &cloud.Error{
-				Kind: cloud.ErrInvalidState, Provider: cloud.ProviderTencentCloud,
+				Kind: cloud.ErrInvalidState, Provider: Name,
 				Code:      "OperationDenied.InstanceOperationInProgress",
 				Message:   fmt.Sprintf("instance %s is busy with %s", id, deref(in.LatestOperation)),
 				RequestID: rid,
@@ -252,7 +304,7 @@ func (d *Driver) check(ctx context.Context, c *cvm.Client, id string) (cloud.Res
 		return cloud.Result{RequestID: rid}, nil
 	}
 	return cloud.Result{}, &cloud.Error{
-		Kind: cloud.ErrNotFound, Provider: cloud.ProviderTencentCloud, Code: "InvalidInstanceId.NotFound",
+		Kind: cloud.ErrNotFound, Provider: Name, Code: "InvalidInstanceId.NotFound",
 		Message: fmt.Sprintf("instance %s does not exist in this region", id), RequestID: rid,
 	}
 }
@@ -261,7 +313,7 @@ func (d *Driver) check(ctx context.Context, c *cvm.Client, id string) (cloud.Res
 // into ClientError.NetworkError with the cause flattened into the message,
 // so a timeout is recognised from the context.
 func mapError(ctx context.Context, err error) *cloud.Error {
-	e := &cloud.Error{Provider: cloud.ProviderTencentCloud, Kind: cloud.ErrUnavailable, Err: err, Message: err.Error()}
+	e := &cloud.Error{Provider: Name, Kind: cloud.ErrUnavailable, Err: err, Message: err.Error()}
 	se, ok := err.(*tcerr.TencentCloudSDKError)
 	if !ok {
 		if ctx.Err() != nil {
@@ -286,7 +338,7 @@ func mapError(ctx context.Context, err error) *cloud.Error {
 	case c == "ClientError.NetworkError" &&
 		(ctx.Err() != nil || strings.Contains(se.Message, "Client.Timeout exceeded") || strings.Contains(se.Message, "i/o timeout")):
 		e.Kind = cloud.ErrTimeout
-		e.Message = "no answer from CVM in time; the reboot may or may not have been accepted: " + se.Message
+		e.Message = "no answer from CVM in time; the action may or may not have been accepted: " + se.Message
 	}
 	return e
 }

@@ -1,7 +1,7 @@
 package node
 
 import (
-	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 )
 
 // MachineClaims tells which Nodes name a machine in spec.providerID, so an
@@ -19,9 +19,12 @@ func machineKey(provider, instanceID string) string { return provider + "/" + in
 // machineKeyOf is the machineKey a providerID names; false when it names
 // no machine.
 func machineKeyOf(providerID string) (string, bool) {
-	pid, err := cloud.ParseProviderID(providerID)
+	// The machine is what the providerID names, whatever the region: no
+	// labels, and a placeholder default region so that a providerID whose
+	// zone tells no region (TKE's numeric zone) still names its machine.
+	inst, err := providers.Resolve(providerID, nil, func(string) string { return "-" })
 	if err != nil {
 		return "", false
 	}
-	return machineKey(pid.Provider, pid.InstanceID), true
+	return machineKey(inst.Provider, inst.ID), true
 }

@@ -33,3 +33,11 @@ func (c *Cache) Nodes() []*infraopsv1.Node {
 	items, _ := c.snapshot()
 	return items
 }
+
+// LastAction is the node's status.lastAction as this replica follows it
+// (nil when it has none).
+func (c *Cache) LastAction(name string) *infraopsv1.LastAction {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.actions[name]
+}

@@ -27,33 +27,40 @@ const (
 	DemoNodeTKE2 = "172.16.0.13"
 	// DemoNodeDev is the one node DemoUser may restart.
 	DemoNodeDev = "ip-10-0-3-7.ec2.internal"
-	// DemoNodeBatch and DemoNodeBatch2 are EC2 nodes of pool=batch in
-	// one zone: the demo policy's per-zone budget lets one of them reboot
-	// at a time.
-	DemoNodeBatch  = "ip-10-0-1-25.ec2.internal"
-	DemoNodeBatch2 = "ip-10-0-1-26.ec2.internal"
+	// DemoNodeIngest and DemoNodeIngest2 are EC2 nodes of pool=ingest in
+	// one zone: the demo policy's per-zone budget lets one of them be
+	// under an action at a time.
+	DemoNodeIngest  = "ip-10-0-5-10.ec2.internal"
+	DemoNodeIngest2 = "ip-10-0-5-11.ec2.internal"
+	// DemoNodeEKSBatch is stopped; DemoNodeTKEStopped starts stopped (its
+	// machine STOPPED, the Node NotReady) and is started.
+	DemoNodeEKSBatch   = "ip-10-0-4-8.ec2.internal"
+	DemoNodeTKEStopped = "172.16.0.14"
 
-	DemoEC2InstanceID2      = "i-0123456789abcdef1"
-	DemoEC2InstanceIDDev    = "i-0123456789abcdef2"
-	DemoCVMInstanceID2      = "ins-abcd1235"
-	DemoEC2InstanceIDBatch  = "i-0123456789abcdef3"
-	DemoEC2InstanceIDBatch2 = "i-0123456789abcdef4"
+	DemoEC2InstanceIDBatch   = "i-0123456789abcdef3"
+	DemoCVMInstanceIDStopped = "ins-abcd1236"
+
+	DemoEC2InstanceID2       = "i-0123456789abcdef1"
+	DemoEC2InstanceIDDev     = "i-0123456789abcdef2"
+	DemoCVMInstanceID2       = "ins-abcd1235"
+	DemoEC2InstanceIDIngest  = "i-0123456789abcdef5"
+	DemoEC2InstanceIDIngest2 = "i-0123456789abcdef6"
 )
 
-// DemoBudget is the demo policy's budget: one batch machine per zone
+// DemoBudget is the demo policy's budget: one ingest machine per zone
 // under an action at once.
-const DemoBudget = "batch-per-zone"
+const DemoBudget = "ingest-per-zone"
 
 // DemoPolicy is the demo server's --policy-config: small, and shaped so
-// the Try list meets it on the batch nodes and nowhere else.
+// the Try list meets it on the ingest nodes and nowhere else.
 const DemoPolicy = `apiVersion: infraops.michael.io/v1
 kind: PolicyConfig
 # A node counts as under an action until its lock's cooldown ends, at most this long.
 underActionBound: 30m
 budgets:
-  # At most one batch machine per zone under an action at once.
+  # At most one ingest machine per zone under an action at once.
   - name: ` + DemoBudget + `
-    selector: pool=batch
+    selector: pool=ingest
     groupBy: topology.kubernetes.io/zone
     maxUnderAction: 1
 optOuts:
@@ -88,8 +95,9 @@ func DemoStoryInstances() []FakeInstance {
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceID2, State: "running"},
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDDev, State: "running"},
 		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceID2},
-		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDBatch, State: "running"},
-		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDBatch2, State: "running"},
+		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDIngest, State: "running"},
+		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDIngest2, State: "running"},
+		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceIDStopped, State: "STOPPED"},
 	)
 }
 
@@ -120,8 +128,8 @@ func DemoStoryNodes() []NodeSpec {
 	return append(nodes,
 		eks(DemoNodeEKS2, "us-east-1b", DemoEC2InstanceID2, workers, "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0005"),
 		eks(DemoNodeDev, "us-east-1a", DemoEC2InstanceIDDev, "dev", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0006"),
-		eks(DemoNodeBatch, "us-east-1a", DemoEC2InstanceIDBatch, "batch", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0008"),
-		eks(DemoNodeBatch2, "us-east-1a", DemoEC2InstanceIDBatch2, "batch", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0009"),
+		eks(DemoNodeIngest, "us-east-1a", DemoEC2InstanceIDIngest, "ingest", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e000a"),
+		eks(DemoNodeIngest2, "us-east-1a", DemoEC2InstanceIDIngest2, "ingest", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e000b"),
 		NodeSpec{
 			Name:       DemoNodeTKE2,
 			ProviderID: "qcloud:///100003/" + DemoCVMInstanceID2,
@@ -134,6 +142,18 @@ func DemoStoryNodes() []NodeSpec {
 			},
 			Ready:  true,
 			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0007",
+		},
+		eks(DemoNodeEKSBatch, "us-east-1a", DemoEC2InstanceIDBatch, "batch", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0008"),
+		NodeSpec{
+			Name:       DemoNodeTKEStopped,
+			ProviderID: "qcloud:///100003/" + DemoCVMInstanceIDStopped,
+			Labels: map[string]string{
+				"topology.kubernetes.io/region": "gz",
+				"topology.kubernetes.io/zone":   "100003",
+				pool:                            "batch",
+			},
+			Ready:  false,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0009",
 		},
 	)
 }
@@ -276,7 +296,7 @@ func (c *Cluster) UserKubeconfig(user string, groups ...string) (string, error) 
 	return path, nil
 }
 
-type requestBodies struct{ dryRun, soft, hard string }
+type requestBodies struct{ dryRun, soft, hard, stop, start string }
 
 // writeRequestBodies saves RestartOptions bodies for `kubectl create
 // --raw`, which reads a body only from a file.
@@ -285,12 +305,16 @@ func writeRequestBodies(dir string) (requestBodies, error) {
 		dryRun: filepath.Join(dir, "restart-dry-run.json"),
 		soft:   filepath.Join(dir, "restart-soft.json"),
 		hard:   filepath.Join(dir, "restart-hard.json"),
+		stop:   filepath.Join(dir, "stop.json"),
+		start:  filepath.Join(dir, "start.json"),
 	}
 	const head = `{"apiVersion":"` + Group + `/` + Version + `","kind":"RestartOptions",`
 	for path, body := range map[string]string{
 		b.dryRun: head + `"dryRun":["All"],"reason":"demo: would it be allowed?"}`,
 		b.soft:   head + `"mode":"soft","reason":"demo"}`,
 		b.hard:   head + `"mode":"hard","reason":"demo"}`,
+		b.stop:   `{"apiVersion":"` + Group + `/` + Version + `","kind":"StopOptions","mode":"soft","reason":"demo: the batch pool sleeps at night"}`,
+		b.start:  `{"apiVersion":"` + Group + `/` + Version + `","kind":"StartOptions","reason":"demo: morning"}`,
 	} {
 		if err := os.WriteFile(path, []byte(body+"\n"), 0o644); err != nil {
 			return b, err
@@ -303,9 +327,10 @@ func writeRequestBodies(dir string) (requestBodies, error) {
 // own (the cooldown), dry runs come before the real requests on the same
 // nodes, and the comments say only what the test checks.
 func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
-	raw := func(node, body string) string {
-		return fmt.Sprintf("kubectl create --raw /apis/%s/%s/nodes/%s/restart -f %s", Group, Version, node, body)
+	rawAction := func(action, node, body string) string {
+		return fmt.Sprintf("kubectl create --raw /apis/%s/%s/nodes/%s/%s -f %s", Group, Version, node, action, body)
 	}
+	raw := func(node, body string) string { return rawAction("restart", node, body) }
 	nodes := "nodes." + Group
 	asUser := " --kubeconfig " + userKubeconfig
 	return []DemoStep{
@@ -340,11 +365,14 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`\(server dry run\)`, `4 requested, 0 failed`},
 		},
 		{
-			Comment:    "in a second terminal: watch READY go Unknown and back to True as the next commands reboot machines (Ctrl-C ends it)",
+			Comment:    "in a second terminal: watch READY go Unknown and back to True, and LAST-ACTION/PHASE go from Requested to Completed, as the next commands reboot machines (Ctrl-C ends it)",
 			Command:    "kubectl get " + nodes + " -w",
 			Background: true,
 			Started:    DemoNodeEKS2,
-			Want:       []string{`(?s)` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sUnknown\s.*\n` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sTrue\s`},
+			Want: []string{
+				`(?s)` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sUnknown\s.*\n` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sTrue\s`,
+				`(?s)` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\srestart\s+Requested\s.*\n` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\srestart\s+Completed\s`,
+			},
 		},
 		{
 			Comment: "EC2 reboot: 202 with a NodeAction (the instance, EC2's request ID, who asked)",
@@ -391,20 +419,20 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`RestartRequested`, `requested by kubernetes-admin \(mode soft, reason "kernel update"`},
 		},
 		{
-			Comment: "the safety policy (--policy-config): budget " + DemoBudget + " lets one batch node per zone be under an action at once; both batch nodes are in us-east-1a",
+			Comment: "the safety policy (--policy-config): budget " + DemoBudget + " lets one ingest node per zone be under an action at once; both ingest nodes are in us-east-1a",
 			Command: "kubectl get budgets." + Group,
 			Want:    []string{DemoBudget + `\s+us-east-1a\s+0\s+1\s+2\s+maxUnderAction=1\s+<none>`},
 		},
 		{
 			Comment: "a dry run on both: each alone would be allowed, and a dry run takes no budget",
-			Command: "kubectl restart -l pool=batch --dry-run=server",
+			Command: "kubectl restart -l pool=ingest --dry-run=server",
 			Want:    []string{`2 requested, 0 failed`},
 		},
 		{
 			Comment: "both for real, one after the other: the first is accepted, the second refused with 429 TooManyRequests (and Retry-After) naming the budget and the node under its restart",
-			Command: raw(DemoNodeBatch, b.soft) + " && " + raw(DemoNodeBatch2, b.soft),
+			Command: raw(DemoNodeIngest, b.soft) + " && " + raw(DemoNodeIngest2, b.soft),
 			Fails:   true,
-			Want:    []string{`"nodeName":"` + regexp.QuoteMeta(DemoNodeBatch) + `"`, `\(TooManyRequests\)`, `Budget "` + DemoBudget + `"`, `under an action now: ` + regexp.QuoteMeta(DemoNodeBatch)},
+			Want:    []string{`"nodeName":"` + regexp.QuoteMeta(DemoNodeIngest) + `"`, `\(TooManyRequests\)`, `Budget "` + DemoBudget + `"`, `under an action now: ` + regexp.QuoteMeta(DemoNodeIngest)},
 		},
 		{
 			Comment: "the developer " + DemoUser + " (no cloud account) may restart " + DemoNodeDev + " only: RBAC create on nodes/restart with resourceNames",
@@ -427,6 +455,25 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Command: "kubectl get events --field-selector involvedObject.name=" + DemoNodeDev,
 			Settles: true,
 			Want:    []string{`requested by ` + regexp.QuoteMeta(DemoUser) + ` \(mode soft, reason "testing my fix"`},
+		},
+		{
+			Comment: "EC2 stop (StopInstances; mode hard would be Force): the machine keeps its disks, the Node stays and goes NotReady",
+			Command: rawAction("stop", DemoNodeEKSBatch, b.stop),
+			Want:    []string{`"action":"stop"`, `"mode":"soft"`, DemoEC2InstanceIDBatch},
+		},
+		{
+			Comment: "CVM start (StartInstances) of a machine that was stopped",
+			Command: rawAction("start", DemoNodeTKEStopped, b.start),
+			Want:    []string{`"action":"start"`, DemoCVMInstanceIDStopped},
+		},
+		{
+			Comment: "status.lastAction followed to its end: the stopped node NotReady, the started one Ready again (the fake cloud plays the kubelets)",
+			Command: "kubectl get " + nodes + " " + DemoNodeEKSBatch + " " + DemoNodeTKEStopped,
+			Settles: true,
+			Want: []string{
+				regexp.QuoteMeta(DemoNodeEKSBatch) + `\s[^\n]*\sstop\s+Completed\s`,
+				regexp.QuoteMeta(DemoNodeTKEStopped) + `\s[^\n]*\sTrue\s+start\s+Completed\s`,
+			},
 		},
 	}
 }
