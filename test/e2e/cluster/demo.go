@@ -55,7 +55,7 @@ const DemoBudget = "ingest-per-zone"
 // the Try list meets it on the ingest nodes and nowhere else.
 const DemoPolicy = `apiVersion: infraops.michael.io/v1
 kind: PolicyConfig
-# A node counts as under an action until its lock's cooldown ends, at most this long.
+# A node counts as under an action until its lastAction completes, at most this long.
 underActionBound: 30m
 budgets:
   # At most one ingest machine per zone under an action at once.
@@ -95,6 +95,7 @@ func DemoStoryInstances() []FakeInstance {
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceID2, State: "running"},
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDDev, State: "running"},
 		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceID2},
+		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDBatch, State: "running"},
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDIngest, State: "running"},
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDIngest2, State: "running"},
 		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceIDStopped, State: "STOPPED"},
