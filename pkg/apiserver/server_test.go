@@ -142,7 +142,7 @@ providers:
     region: us-east-1
     endpoint: %s
     caFile: %s
-    timeout: 2s
+    timeout: 6s
   tencentcloud:
     endpoint: %s
     caFile: %s
@@ -560,9 +560,10 @@ func TestRestartThrottled(t *testing.T) {
 
 func TestRestartTimeoutKeepsLock(t *testing.T) {
 	h := startServer(t)
-	// The fake acts on the call, then answers after the driver's 2s timeout
-	// (2s, not less: a loaded CI machine must not time out other calls).
-	h.ec2.SetFault(awsSlowID, fakecloud.Fault{Delay: 4 * time.Second})
+	// The fake acts on the call, then answers after the driver's 6s timeout
+	// (not less: 50 concurrent restarts on a loaded 2-core machine saw a
+	// spurious 504 at 2s).
+	h.ec2.SetFault(awsSlowID, fakecloud.Fault{Delay: 8 * time.Second})
 	r := h.restart("slow-node", "")
 	s := r.status(t)
 	if r.code != http.StatusGatewayTimeout || s.Reason != metav1.StatusReasonTimeout {

@@ -266,7 +266,7 @@ func (r *runner) one(ctx context.Context, t target) outcome {
 	// record; an older server's view has none, and the core Node is
 	// watched as before.
 	if r.hasRecord(ctx, t.Name, answer) {
-		w.View, w.Answer = &viewNodes{c: r.group}, answer
+		w.View, w.Answer = viewNodes{c: r.group}, answer
 	}
 	back, err := w.wait(ctx)
 	if err != nil {

@@ -1,10 +1,17 @@
 package plugin
 
 import (
+	"context"
+	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+
+	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 )
 
 // stop and start are known actions: their own flags become their own
@@ -54,5 +61,66 @@ func TestWaitGoals(t *testing.T) {
 		if got := tt.goal.done(tt.s, tt.before); got != tt.done {
 			t.Errorf("goal %d, state %+v, before %s: %v, want %v", tt.goal, tt.s, tt.before, got, tt.done)
 		}
+	}
+}
+
+type fakeView struct {
+	list *infraopsv1.NodeList
+	w    *watch.FakeWatcher
+}
+
+func (f fakeView) List(context.Context, metav1.ListOptions) (*infraopsv1.NodeList, error) {
+	return f.list.DeepCopy(), nil
+}
+func (f fakeView) Watch(context.Context, metav1.ListOptions) (watch.Interface, error) {
+	return f.w, nil
+}
+
+func viewNode(boot, ready string, la *infraopsv1.LastAction) *infraopsv1.Node {
+	return &infraopsv1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", UID: "uid-1", ResourceVersion: "10"},
+		Status:     infraopsv1.NodeStatus{BootID: boot, Ready: ready, LastAction: la},
+	}
+}
+
+// --wait on the view ends when the server says the answer's action is
+// Completed (not on the node's state alone), and fails when it says
+// Failed or TimedOut.
+func TestWaitFollowsLastAction(t *testing.T) {
+	answer := &infraopsv1.NodeAction{Action: "stop", CloudRequestID: "req-1"}
+	requested := &infraopsv1.LastAction{Action: "stop", CloudRequestID: "req-1", Phase: infraopsv1.ActionRequested}
+	for _, tt := range []struct {
+		end     infraopsv1.ActionPhase
+		wantErr bool
+	}{{infraopsv1.ActionCompleted, false}, {infraopsv1.ActionFailed, true}, {infraopsv1.ActionTimedOut, true}} {
+		t.Run(string(tt.end), func(t *testing.T) {
+			// A watch-list, as the server serves it: the node, then the
+			// bookmark that ends the initial events.
+			fw := watch.NewFakeWithChanSize(10, false)
+			fw.Add(viewNode("b1", "True", requested))
+			fw.Action(watch.Bookmark, &infraopsv1.Node{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "10",
+				Annotations: map[string]string{metav1.InitialEventsAnnotationKey: "true"}}})
+			view := fakeView{list: &infraopsv1.NodeList{ListMeta: metav1.ListMeta{ResourceVersion: "10"},
+				Items: []infraopsv1.Node{*viewNode("b1", "True", requested)}}, w: fw}
+			// Bounds a broken wait, so the test fails rather than hangs.
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := rebootWait{Name: "n1", UID: "uid-1", BootIDBefore: "b1", ReadyBefore: corev1.ConditionTrue,
+					Goal: GoalNotReady, View: view, Answer: answer}.wait(ctx)
+				done <- err
+			}()
+			// NotReady would end a wait on the node's state; with the
+			// record, the server's phase decides.
+			fw.Modify(viewNode("b1", "Unknown", requested))
+			end := requested.DeepCopy()
+			end.Phase, end.Message = tt.end, "why"
+			fw.Modify(viewNode("b1", "Unknown", end))
+			err := <-done
+			if tt.wantErr != (err != nil) || (err != nil && !errors.Is(err, errActionEnded)) {
+				t.Fatalf("phase %s: err %v", tt.end, err)
+			}
+		})
 	}
 }

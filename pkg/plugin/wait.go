@@ -67,8 +67,14 @@ type rebootWait struct {
 	// node carries the same boot ID and Ready, and status.lastAction,
 	// whose phase ends the wait when it is the record of Answer. Nodes is
 	// then unused.
-	View   *viewNodes
+	View   viewSource
 	Answer *infraopsv1.NodeAction
+}
+
+// viewSource lists and watches the group's nodes (viewNodes; tests fake it).
+type viewSource interface {
+	List(ctx context.Context, opts metav1.ListOptions) (*infraopsv1.NodeList, error)
+	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 }
 
 // errActionEnded is an action the server followed to Failed or TimedOut.
@@ -165,7 +171,8 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 // status.bootID and status.ready, and the end from status.lastAction when
 // it is the answer's record (the server judged it), else from the goal.
 func (w rebootWait) waitView(ctx context.Context, selector string) (*corev1.Node, error) {
-	lw := &cache.ListWatch{
+	// The server serves watch-list; a source that cannot says so.
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			opts.FieldSelector = selector
 			return w.View.List(ctx, opts)
@@ -174,7 +181,7 @@ func (w rebootWait) waitView(ctx context.Context, selector string) (*corev1.Node
 			opts.FieldSelector = selector
 			return w.View.Watch(ctx, opts)
 		},
-	}
+	}, w.View)
 	var (
 		last *bootState
 		done *corev1.Node

@@ -19,12 +19,6 @@ func machineKey(provider, instanceID string) string { return provider + "/" + in
 // machineKeyOf is the machineKey a providerID names; false when it names
 // no machine.
 func machineKeyOf(providerID string) (string, bool) {
-	// The machine is what the providerID names, whatever the region: no
-	// labels, and a placeholder default region so that a providerID whose
-	// zone tells no region (TKE's numeric zone) still names its machine.
-	inst, err := providers.Resolve(providerID, nil, func(string) string { return "-" })
-	if err != nil {
-		return "", false
-	}
-	return machineKey(inst.Provider, inst.ID), true
+	provider, id, ok := providers.Machine(providerID)
+	return machineKey(provider, id), ok
 }

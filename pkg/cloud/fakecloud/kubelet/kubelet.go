@@ -159,7 +159,7 @@ func (s *Simulator) Close() {
 func (s *Simulator) post(e fakecloud.MachineEvent, st step) error {
 	ctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
 	defer cancel()
-	names, err := s.nodesOf(ctx, e.Provider, e.Region, e.InstanceID)
+	names, err := s.nodesOf(ctx, e.Provider, e.InstanceID)
 	if err != nil {
 		return err
 	}
@@ -181,17 +181,15 @@ func (s *Simulator) post(e fakecloud.MachineEvent, st step) error {
 }
 
 // nodesOf finds the Nodes whose providerID names the machine.
-func (s *Simulator) nodesOf(ctx context.Context, provider, region, instanceID string) ([]string, error) {
+func (s *Simulator) nodesOf(ctx context.Context, provider, instanceID string) ([]string, error) {
 	list, err := s.nodes.List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
 	var out []string
 	for _, n := range list.Items {
-		// The cloud's own rules, with the call's region for a Node that
-		// names none.
-		inst, err := providers.Resolve(n.Spec.ProviderID, n.Labels, func(string) string { return region })
-		if err == nil && inst.Provider == provider && inst.ID == instanceID {
+		p, id, ok := providers.Machine(n.Spec.ProviderID)
+		if ok && p == provider && id == instanceID {
 			out = append(out, n.Name)
 		}
 	}
