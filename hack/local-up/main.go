@@ -124,6 +124,9 @@ func printHowTo(c *cluster.Cluster, d *cluster.Demo, took time.Duration) {
 		"--action-cooldown (%s here, 5m by default): a second restart meets 409 until then.\n"+
 		"%s may restart %s only (kubeconfig %s).\n",
 		cluster.DemoKubeletDelay, cluster.ShortDuration(cluster.DemoCooldown), cluster.DemoUser, cluster.DemoNodeDev, d.UserKubeconfig)
+	fmt.Fprintf(&s, "The server runs with a small safety policy (%s): budget %s lets one node of\n"+
+		"pool=ingest per zone be under an action at once; kubectl get budgets.%s shows its use.\n",
+		d.PolicyFile, cluster.DemoBudget, cluster.Group)
 	fmt.Fprintf(&s, "\nTry, in order:\n")
 	for _, st := range d.Steps {
 		fmt.Fprintf(&s, "\n  # %s\n  %s\n", st.Comment, st.Command)

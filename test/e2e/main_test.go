@@ -90,12 +90,18 @@ func run(m *testing.M) int {
 	t := c.Timings()
 	logf("figures: kube-apiserver ready in %s (etcd healthy %s)", t.APIServerReady.Round(time.Millisecond), t.EtcdHealthy.Round(time.Millisecond))
 
+	// The suite's safety policy (policy_test.go): its rules select only
+	// nodes labelled for them, so other tests meet none.
+	policyFile := filepath.Join(work, "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte(e2ePolicy(time.Now())), 0o600); err != nil {
+		return fail(err)
+	}
 	p, err := c.StartProduct(ctx, cluster.ProductOptions{
 		ServerBinary:    filepath.Join(env.binDir, "k8s-cloud-node-manager"),
 		FakeCloudBinary: filepath.Join(env.binDir, "fake-cloud"),
 		// Short enough that a test can wait a cooldown out; the node name
 		// is the "machine this replica runs on" of TestRestartTheReplicasOwnNode.
-		ExtraServerArgs: []string{"--action-cooldown=20s", "--node-name=" + replicaHostNode},
+		ExtraServerArgs: []string{"--action-cooldown=20s", "--node-name=" + replicaHostNode, "--policy-config=" + policyFile},
 	})
 	if err != nil {
 		return fail(err)
