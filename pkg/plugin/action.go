@@ -49,6 +49,47 @@ type Action struct {
 	// Reboots says the machine boots again as part of the action, so
 	// --wait can tell it is over: the boot ID changes and Ready is True.
 	Reboots bool
+	// Drain is what --drain does around the action; zero: no --drain
+	// unless drainByName knows the action.
+	Drain DrainPolicy
+}
+
+// DrainPolicy is what --drain does after the action of a drained node.
+type DrainPolicy int
+
+const (
+	drainNone DrainPolicy = iota
+	// DrainUncordonWhenBack waits until the machine is back (new boot
+	// ID, Ready) and uncordons the node.
+	DrainUncordonWhenBack
+	// DrainStayCordoned leaves the node cordoned: the machine stays down,
+	// and pods scheduled to it would only wait there.
+	DrainStayCordoned
+)
+
+// drainByName are the actions that take a machine down, for an action the
+// server serves before this plugin has an entry for it (found through
+// discovery): drain them too.
+var drainByName = map[string]DrainPolicy{
+	"restart": DrainUncordonWhenBack,
+	"stop":    DrainStayCordoned,
+}
+
+func drainPolicyOf(a Action) DrainPolicy {
+	if a.Drain != drainNone {
+		return a.Drain
+	}
+	return drainByName[a.Name]
+}
+
+func drainAfterUsage(a Action) string {
+	switch drainPolicyOf(a) {
+	case DrainStayCordoned:
+		return "the node stays cordoned after the action (uncordon it once it is started again)."
+	case DrainUncordonWhenBack:
+		return "waits (as --wait) until the node is back and Ready, then uncordons it."
+	}
+	return "what follows depends on the action: restart waits until the node is back and uncordons it, stop leaves it cordoned."
 }
 
 // Restart is POST nodes/{name}/restart.
@@ -69,6 +110,7 @@ var Restart = Action{
 		}
 	},
 	Reboots: true,
+	Drain:   DrainUncordonWhenBack,
 }
 
 // Actions are the actions this plugin knows the options of.
