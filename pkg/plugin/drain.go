@@ -39,6 +39,14 @@ type drainer struct {
 	serverDryRun bool
 	retryDelay   time.Duration
 	rep          *reporter
+	// quiet drops the lines of the default output (-o given).
+	quiet bool
+}
+
+func (d *drainer) line(s string) {
+	if !d.quiet {
+		d.rep.outLine(s)
+	}
 }
 
 // cordon marks the node unschedulable and says whether it changed it: a
@@ -96,7 +104,7 @@ func (d *drainer) drain(ctx context.Context, node string) error {
 		ErrOut: io.Discard,
 		OnPodDeletionOrEvictionStarted: func(pod *corev1.Pod, _ bool) {
 			if rec.start(podKey(pod)) {
-				d.rep.outLine(fmt.Sprintf("evicting pod %s", podKey(pod)))
+				d.line(fmt.Sprintf("evicting pod %s", podKey(pod)))
 				d.rep.event(Event{Type: EventEvicting, Node: node, Pod: podKey(pod)})
 			}
 		},
@@ -105,7 +113,7 @@ func (d *drainer) drain(ctx context.Context, node string) error {
 				return
 			}
 			rec.finish(podKey(pod))
-			d.rep.outLine(fmt.Sprintf("pod %s evicted", podKey(pod)))
+			d.line(fmt.Sprintf("pod %s evicted", podKey(pod)))
 			d.rep.event(Event{Type: EventEvicted, Node: node, Pod: podKey(pod)})
 		},
 	}
@@ -122,7 +130,7 @@ func (d *drainer) drain(ctx context.Context, node string) error {
 	pods := list.Pods()
 	if d.serverDryRun {
 		for _, p := range pods {
-			d.rep.outLine(fmt.Sprintf("evicting pod %s/%s (server dry run)", p.Namespace, p.Name))
+			d.line(fmt.Sprintf("evicting pod %s/%s (server dry run)", p.Namespace, p.Name))
 		}
 	}
 	// Eviction blocked by a PodDisruptionBudget is retried until the

@@ -353,7 +353,7 @@ func (r *runner) one(ctx context.Context, t target, round int) outcome {
 	var d *drainer
 	cordoned := false
 	if r.Drain.Enabled {
-		d = &drainer{kube: r.kube, opts: r.Drain, serverDryRun: r.dryRun == DryRunServer, retryDelay: r.evictRetryDelay, rep: r.rep}
+		d = &drainer{kube: r.kube, opts: r.Drain, serverDryRun: r.dryRun == DryRunServer, retryDelay: r.evictRetryDelay, rep: r.rep, quiet: r.Output != ""}
 		// The server is asked first, changing nothing: a node the
 		// action would be refused on (no machine, forbidden, a policy
 		// that will not allow it before the timeout) is not drained
