@@ -87,9 +87,15 @@ func (d *drainer) uncordon(ctx context.Context, name string) error {
 // does not finish names what held it: the pods left and, for each, the
 // PodDisruptionBudget that refused its eviction.
 func (d *drainer) drain(ctx context.Context, node string) error {
+	// The library checks its own timeout only between tries, one retry
+	// delay apart; this one ends the drain on time, and an interrupt at
+	// once: every eviction after it fails with the cancelled context, so
+	// no pod is evicted once the node is being uncordoned.
+	dctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	defer cancel()
 	rec := &evictionRecorder{pods: map[string]*evictionState{}}
 	h := &drain.Helper{
-		Ctx:                  ctx,
+		Ctx:                  dctx,
 		Client:               recordingClient{Interface: d.kube, rec: rec},
 		Force:                d.opts.Force,
 		GracePeriodSeconds:   d.opts.GracePeriod,
@@ -109,10 +115,9 @@ func (d *drainer) drain(ctx context.Context, node string) error {
 			}
 		},
 		OnPodDeletionOrEvictionFinished: func(pod *corev1.Pod, _ bool, err error) {
-			if err != nil {
+			if err != nil || !rec.finish(podKey(pod)) {
 				return
 			}
-			rec.finish(podKey(pod))
 			d.line(fmt.Sprintf("pod %s evicted", podKey(pod)))
 			d.rep.event(Event{Type: EventEvicted, Node: node, Pod: podKey(pod)})
 		},
@@ -122,6 +127,9 @@ func (d *drainer) drain(ctx context.Context, node string) error {
 	}
 	list, errs := h.GetPodsForDeletion(node)
 	if len(errs) > 0 {
+		if ctx.Err() != nil {
+			return fmt.Errorf("drain of %s interrupted: %w", resourceName(node), ctx.Err())
+		}
 		return fmt.Errorf("draining %s: %w", resourceName(node), errors.Join(errs...))
 	}
 	if w := list.Warnings(); w != "" {
@@ -138,12 +146,20 @@ func (d *drainer) drain(ctx context.Context, node string) error {
 	rec.onRefusal = func(pod string, err error) {
 		d.rep.setStatus(node, fmt.Sprintf("Draining %s: waiting to evict pod %s: %s", resourceName(node), pod, refusalText(err)))
 	}
-	err := h.DeleteOrEvictPods(pods)
+	errc := make(chan error, 1)
+	go func() { errc <- h.DeleteOrEvictPods(pods) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-dctx.Done():
+		err = dctx.Err()
+	}
+	rec.close()
 	d.rep.clearStatus(node)
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if ctx.Err() != nil {
 		return fmt.Errorf("drain of %s interrupted: %w", resourceName(node), ctx.Err())
 	}
 	if held := rec.held(); len(held) > 0 {
@@ -183,6 +199,15 @@ type evictionRecorder struct {
 	mu        sync.Mutex
 	pods      map[string]*evictionState
 	onRefusal func(pod string, err error)
+	// closed: the drain is over, what the library still does is not
+	// reported.
+	closed bool
+}
+
+func (r *evictionRecorder) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
 }
 
 type evictionState struct {
@@ -205,13 +230,18 @@ func (r *evictionRecorder) start(pod string) bool {
 	defer r.mu.Unlock()
 	_, seen := r.pods[pod]
 	r.state(pod)
-	return !seen
+	return !seen && !r.closed
 }
 
-func (r *evictionRecorder) finish(pod string) {
+// finish says whether the pod's end is to be reported.
+func (r *evictionRecorder) finish(pod string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
 	r.state(pod).finished = true
+	return true
 }
 
 func (r *evictionRecorder) record(pod string, err error) {
@@ -225,6 +255,9 @@ func (r *evictionRecorder) record(pod string, err error) {
 		s.refusal = err
 	}
 	notify := r.onRefusal
+	if r.closed {
+		notify = nil
+	}
 	r.mu.Unlock()
 	if changed && notify != nil && apierrors.IsTooManyRequests(err) {
 		notify(pod, err)
