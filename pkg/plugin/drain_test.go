@@ -461,3 +461,56 @@ func TestStatusLineOnATerminal(t *testing.T) {
 		}
 	}
 }
+
+// stop is drained too, found through discovery before this plugin has an
+// entry for it, and its node stays cordoned: the machine is down.
+func TestDrainStopFoundThroughDiscoveryStaysCordoned(t *testing.T) {
+	c := newDrainCluster(t, "n1")
+	c.f.actions = append(c.f.actions, servedAction{Name: "stop", Kind: "StopOptions"})
+	r := c.f.run(t, c.deps(), "", "kubectl-cloudnode", "stop", "n1", "--drain")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.errOut)
+	}
+	posts := c.realPosts()
+	if len(posts) != 1 || posts[0].Action != "stop" || posts[0].Body["kind"] != "StopOptions" {
+		t.Fatalf("posts %+v, want one stop", posts)
+	}
+	if got := c.atAction["n1"]; !got.unschedulable || !slices.Equal(got.pods, []string{"kube-system/agent-n1"}) {
+		t.Errorf("at the stop: %+v", got)
+	}
+	if !c.unschedulable(t, "n1") || !strings.Contains(r.errOut, "node.infraops.michael.io/n1 left cordoned: the machine is down after the stop; uncordon it once it is started again (kubectl uncordon n1)") {
+		t.Errorf("cordoned %v, stderr:\n%s", c.unschedulable(t, "n1"), r.errOut)
+	}
+}
+
+// A server dry run of a drain changes nothing: the cordon and the
+// evictions are sent with dryRun=All, and so is the action.
+func TestDrainServerDryRun(t *testing.T) {
+	c := newDrainCluster(t, "n1")
+	var dryCordon, dryEvict bool
+	c.cs.PrependReactor("patch", "nodes", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		dryCordon = slices.Equal(a.(clienttesting.PatchActionImpl).GetPatchOptions().DryRun, []string{metav1.DryRunAll})
+		n, err := c.cs.Tracker().Get(nodesGVR, "", a.(clienttesting.PatchAction).GetName())
+		return true, n, err
+	})
+	c.evict = func(string) error { return apierrors.NewBadRequest("a real eviction in a dry run") }
+	c.cs.PrependReactor("create", "pods", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if ev, ok := a.(clienttesting.CreateAction).GetObject().(*policyv1.Eviction); ok && a.GetSubresource() == "eviction" {
+			dryEvict = ev.DeleteOptions != nil && slices.Equal(ev.DeleteOptions.DryRun, []string{metav1.DryRunAll})
+			return true, nil, nil
+		}
+		return false, nil, nil
+	})
+	r := c.f.run(t, c.deps(), "", "kubectl-restart", "n1", "--drain", "--dry-run=server")
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.errOut)
+	}
+	if !dryCordon || !dryEvict || len(c.realPosts()) != 0 {
+		t.Errorf("dry cordon %v, dry eviction %v, real posts %+v", dryCordon, dryEvict, c.realPosts())
+	}
+	for _, want := range []string{"n1 cordoned (server dry run)", "evicting pod default/web-n1 (server dry run)", "n1 drained (server dry run)", "restart requested (aws i-n1 in us-east-1, cloud request req-n1) (server dry run)"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, r.out)
+		}
+	}
+}
