@@ -242,7 +242,9 @@ func (k *pluginKubectl) testRollingRestart(t *testing.T) {
 	}
 	selector := "e2e-plugin-pool=" + pool
 	pluginWaitListed(t, selector, names)
-	playKubelets(t, machines...)
+	// The machines come back two by two, so two nodes are drained at
+	// once whenever --max-in-flight 2 lets them, and a third would show.
+	playKubeletsInBatches(t, 2, machines...)
 
 	r := k.run(t, "", "restart", "-l", selector, "--drain", "--max-in-flight", "2", "--yes", "-o", "json")
 	r.ok(t)
@@ -312,6 +314,14 @@ func (k *kubelets) atReboot(id string) nodeAtReboot {
 // pods once evicted, as each machine's kubelet would.
 func playKubelets(t *testing.T, ms ...machine) *kubelets {
 	t.Helper()
+	return playKubeletsInBatches(t, 1, ms...)
+}
+
+// playKubeletsInBatches is playKubelets with reboots held until batch of
+// them are pending, then played out together: machines rebooted two at a
+// time come back two at a time, however slowly the second was asked.
+func playKubeletsInBatches(t *testing.T, batch int, ms ...machine) *kubelets {
+	t.Helper()
 	sim := kubelet.New(env.kube.CoreV1().Nodes(), drainBootTime, t.Logf)
 	nodes := map[string]string{}
 	for _, m := range ms {
@@ -323,6 +333,7 @@ func playKubelets(t *testing.T, ms ...machine) *kubelets {
 	go func() {
 		defer close(done)
 		seen := map[string]bool{}
+		var held []fakecloud.MachineEvent
 		for ctx.Err() == nil {
 			for _, c := range fakeCallsOf(ctx, ms[0].provider) {
 				key := c.RequestID + "/" + c.Action
@@ -338,8 +349,14 @@ func playKubelets(t *testing.T, ms ...machine) *kubelets {
 					if e.Kind == fakecloud.MachineRebooted {
 						k.record(ctx, e.InstanceID, node)
 					}
+					held = append(held, e)
+				}
+			}
+			if len(held) >= batch {
+				for _, e := range held {
 					sim.Observe(e)
 				}
+				held = nil
 			}
 			for _, node := range nodes {
 				deleteTerminating(ctx, node)

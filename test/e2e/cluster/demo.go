@@ -33,7 +33,7 @@ const (
 	DemoEC2InstanceID2     = "i-0123456789abcdef1"
 	DemoEC2InstanceIDDev   = "i-0123456789abcdef2"
 	DemoCVMInstanceID2     = "ins-abcd1235"
-	DemoEC2InstanceIDMaint = "i-0123456789abcdef3"
+	DemoEC2InstanceIDMaint = "i-0123456789abcdef7"
 )
 
 // DemoChaosPool labels the demo's chaos nodes, DemoChaosNodes, which
@@ -42,9 +42,9 @@ const DemoChaosPool = "pool=chaos"
 
 // DemoChaosNodes are the nodes of DemoChaosPool and their instances.
 var DemoChaosNodes = []struct{ Name, InstanceID, Zone string }{
-	{"ip-10-0-4-11.ec2.internal", "i-0123456789abcdef4", "us-east-1a"},
-	{"ip-10-0-4-12.ec2.internal", "i-0123456789abcdef5", "us-east-1b"},
-	{"ip-10-0-4-13.ec2.internal", "i-0123456789abcdef6", "us-east-1c"},
+	{"ip-10-0-4-11.ec2.internal", "i-0123456789abcdef8", "us-east-1a"},
+	{"ip-10-0-4-12.ec2.internal", "i-0123456789abcdef9", "us-east-1b"},
+	{"ip-10-0-4-13.ec2.internal", "i-0123456789abcdefa", "us-east-1c"},
 }
 
 // DemoUser is the demo's developer: allowed to restart DemoNodeDev only,
