@@ -85,11 +85,11 @@ func drainPolicyOf(a Action) DrainPolicy {
 func drainAfterUsage(a Action) string {
 	switch drainPolicyOf(a) {
 	case DrainStayCordoned:
-		return "the node stays cordoned after the action (uncordon it once it is started again)."
+		return "leaves the node cordoned after the action (uncordon it once the machine is started again)."
 	case DrainUncordonWhenBack:
 		return "waits (as --wait) until the node is back and Ready, then uncordons it."
 	}
-	return "what follows depends on the action: restart waits until the node is back and uncordons it, stop leaves it cordoned."
+	return "waits until a restarted node is back and uncordons it, and leaves a stopped node cordoned."
 }
 
 // Restart is POST nodes/{name}/restart.

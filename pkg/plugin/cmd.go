@@ -342,7 +342,9 @@ PodDisruptionBudgets are respected, DaemonSet pods are left alone, and
 they mean to kubectl drain. A drain that does not finish within
 --drain-timeout stops with the pods and PodDisruptionBudgets that held it;
 the node is uncordoned (unless --keep-cordoned) and not acted on (unless
---force-undrained). Ctrl-C during a drain uncordons the node. ` + drainAfterUsage(a) + `
+--force-undrained). Ctrl-C during a drain uncordons the node. After the
+action, --drain ` + drainAfterUsage(a) + `
+
 With -l, nodes are drained, acted on, waited for and uncordoned
 --max-in-flight at a time; the first failure stops the rollout unless
 --continue-on-error, and a summary counts the nodes done, failed and skipped.

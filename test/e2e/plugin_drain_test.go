@@ -16,10 +16,13 @@ package e2e
 //     status, which the eviction API decides on.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -51,6 +54,7 @@ func TestPluginDrain(t *testing.T) {
 	k := newPluginKubectl(t)
 	t.Run("EvictsRestartsWaitsUncordons", k.testDrainEvicts)
 	t.Run("PDBThatAllowsNoneTimesOut", k.testDrainTimeout)
+	t.Run("InterruptUncordons", k.testDrainInterrupt)
 	t.Run("MissingPermission", k.testDrainMissingPermission)
 	t.Run("RandomWithSeed", k.testRandomWithSeed)
 	t.Run("RollingRestart", k.testRollingRestart)
@@ -152,6 +156,65 @@ func (k *pluginKubectl) testDrainTimeout(t *testing.T) {
 	p, err := env.kube.CoreV1().Pods(ns).Get(t.Context(), "web", metav1.GetOptions{})
 	if err != nil || p.DeletionTimestamp != nil {
 		t.Errorf("the protected pod: %v, deletionTimestamp %v", err, p.DeletionTimestamp)
+	}
+}
+
+// Ctrl-C during a drain held by a PodDisruptionBudget: the plugin (which
+// kubectl execs in its own place, so the signal reaches it) uncordons the
+// node and reboots nothing.
+func (k *pluginKubectl) testDrainInterrupt(t *testing.T) {
+	m := newMachine(t, cloud.ProviderAWS, nil)
+	ns := drainNamespace(t)
+	newWorkload(t, ns, m.node).pdb(t, "web-none", 0)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := k.command(ctx, nil, "restart", "--kubeconfig", env.cluster.Kubeconfig(), m.node, "--drain", "--drain-timeout", "10m")
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var tail []string
+	blocked := false
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		tail = append(tail, sc.Text())
+		if strings.Contains(sc.Text(), "waiting to evict pod "+ns+"/web: PodDisruptionBudget \"web-none\"") {
+			blocked = true
+			break
+		}
+	}
+	if !blocked {
+		_ = cmd.Wait()
+		t.Fatalf("the plugin ended before the drain was held:\n%s", strings.Join(tail, "\n"))
+	}
+	n, err := env.kube.CoreV1().Nodes().Get(t.Context(), m.node, metav1.GetOptions{})
+	if err != nil || !n.Spec.Unschedulable {
+		t.Fatalf("the node is not cordoned during the drain (%v)", err)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+		tail = append(tail, sc.Text())
+	}
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("after Ctrl-C: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), strings.Join(tail, "\n"))
+	}
+	if !strings.Contains(strings.Join(tail, "\n"), "drain of node.infraops.michael.io/"+m.node+" interrupted") ||
+		!strings.Contains(stdout.String(), "node.infraops.michael.io/"+m.node+" uncordoned: nothing was asked to restart") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout.String(), strings.Join(tail, "\n"))
+	}
+	if n, err = env.kube.CoreV1().Nodes().Get(t.Context(), m.node, metav1.GetOptions{}); err != nil || n.Spec.Unschedulable {
+		t.Errorf("after Ctrl-C the node is still cordoned (%v)", err)
+	}
+	if r := reboots(t, m); r != 0 {
+		t.Errorf("%d reboots after an interrupted drain", r)
 	}
 }
 
