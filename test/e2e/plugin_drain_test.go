@@ -58,6 +58,59 @@ func TestPluginDrain(t *testing.T) {
 	t.Run("MissingPermission", k.testDrainMissingPermission)
 	t.Run("RandomWithSeed", k.testRandomWithSeed)
 	t.Run("RollingRestart", k.testRollingRestart)
+	t.Run("ThrottledIsRetried", k.testThrottledIsRetried)
+}
+
+// A 429 (here the cloud's rate limit through the server; a budget of the
+// server's policy reads the same) is waited out and sent again, not
+// reported as a failure.
+func (k *pluginKubectl) testThrottledIsRetried(t *testing.T) {
+	m := newMachine(t, cloud.ProviderAWS, nil)
+	fakePost(t, m.provider, "/_fake/faults", map[string]string{"instanceId": m.instanceID, "kind": fakecloud.FaultThrottle})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := k.command(ctx, nil, "restart", "--kubeconfig", env.cluster.Kubeconfig(), m.node, "--timeout", "4m")
+	var stdout strings.Builder
+	cmd.Stdout = &stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var tail []string
+	retrying := false
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		tail = append(tail, sc.Text())
+		if strings.Contains(sc.Text(), "to ask again to restart node.infraops.michael.io/"+m.node+" (try 1): Error from server (TooManyRequests): ") {
+			retrying = true
+			break
+		}
+	}
+	if !retrying {
+		_ = cmd.Wait()
+		t.Fatalf("the plugin ended without retrying:\n%s", strings.Join(tail, "\n"))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, fakeURL(m.provider)+"/_fake/faults?instanceId="+m.instanceID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := env.fakeHTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for sc.Scan() {
+		tail = append(tail, sc.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after the throttle ended: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), strings.Join(tail, "\n"))
+	}
+	if n := reboots(t, m); n != 1 || !strings.Contains(stdout.String(), "node.infraops.michael.io/"+m.node+" restart requested") {
+		t.Errorf("%d reboots, stdout:\n%s", n, stdout.String())
+	}
 }
 
 func (k *pluginKubectl) testDrainEvicts(t *testing.T) {
