@@ -34,6 +34,7 @@ import (
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 )
 
 func main() {
@@ -131,7 +132,7 @@ func loadInstances(path string) (aws, tc []fakecloud.Instance, err error) {
 		default:
 			return nil, nil, fmt.Errorf("%s: instance %s: provider %q is not aws or tencentcloud", path, in.ID, in.Provider)
 		}
-		if _, err := cloud.ParseProviderID(pid); err != nil {
+		if _, err := providers.Resolve(pid, nil, func(string) string { return in.Region }); err != nil {
 			return nil, nil, fmt.Errorf("%s: instance %s: %w", path, in.ID, err)
 		}
 	}

@@ -17,7 +17,7 @@ import (
 	cliflag "k8s.io/component-base/cli/flag"
 	netutils "k8s.io/utils/net"
 
-	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 )
 
 // Options are the server's flags. Like metrics-server, it takes only the
@@ -169,7 +169,7 @@ func (o *Options) Config() (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
 	}
-	cloudConfig, err := cloud.LoadConfig(o.CloudConfig)
+	cloudConfig, err := providers.LoadConfig(o.CloudConfig)
 	if err != nil {
 		return nil, fmt.Errorf("--cloud-config: %w", err)
 	}

@@ -19,14 +19,36 @@ const (
 	DefaultTimeout = 15 * time.Second
 	DefaultQPS     = 5
 	DefaultBurst   = 10
+	// Dry runs have a budget of their own, so that whoever may dry-run
+	// a node cannot hold off real actions with 429s; it is smaller, since
+	// a dry run draws on the same cloud-side quota.
+	DefaultDryRunQPS   = 2
+	DefaultDryRunBurst = 5
 )
 
 // Config is the --cloud-config file. It never holds credentials: each
 // driver takes them from its cloud's standard chain (environment,
 // workload identity, instance role), so the file can live in a ConfigMap.
 type Config struct {
-	// Providers is keyed by provider name (ProviderAWS, …).
+	// Providers is keyed by provider name (a cloud's Name).
 	Providers map[string]ProviderConfig
+}
+
+// LongestTimeout is the longest per-call timeout of the enabled providers:
+// no cloud call, credentials included, runs longer (the wrapper in
+// pkg/cloud/providers is its one owner). Whatever must outlast a call
+// (the node lock's cooldown) is checked against it at start-up.
+func (c *Config) LongestTimeout() time.Duration {
+	var longest time.Duration
+	if c == nil {
+		return 0
+	}
+	for _, pc := range c.Providers {
+		if pc.Enabled && pc.Timeout > longest {
+			longest = pc.Timeout
+		}
+	}
+	return longest
 }
 
 // ProviderConfig configures one cloud.
@@ -42,10 +64,15 @@ type ProviderConfig struct {
 	Endpoint string
 	// CAFile is a PEM bundle trusted in addition to the system roots.
 	CAFile string
-	// Timeout bounds each cloud call.
+	// Timeout bounds each cloud call, from the first token of the rate
+	// limit to the answer, credential resolution included. The wrapper in
+	// pkg/cloud/providers applies it; drivers do not apply their own.
 	Timeout time.Duration
-	// RateLimit is our own client-side limit on calls to this cloud.
+	// RateLimit is our own client-side limit on real (not dry-run) calls
+	// to this cloud.
 	RateLimit RateLimit
+	// DryRunRateLimit is the separate limit of dry runs.
+	DryRunRateLimit RateLimit
 }
 
 // RateLimit is a token bucket: QPS tokens per second, at most Burst saved.
@@ -67,6 +94,8 @@ type fileProvider struct {
 	CAFile    string         `json:"caFile,omitempty"`
 	Timeout   *duration      `json:"timeout,omitempty"`
 	RateLimit *fileRateLimit `json:"rateLimit,omitempty"`
+	// DryRunRateLimit: dryRunRateLimit in the file.
+	DryRunRateLimit *fileRateLimit `json:"dryRunRateLimit,omitempty"`
 }
 
 type fileRateLimit struct {
@@ -91,34 +120,39 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// knownProviders are the names a config may use.
-var knownProviders = []string{ProviderAWS, ProviderTencentCloud}
+// DefaultProviderConfig is a provider block with every default and no
+// region: enabled, DefaultTimeout, the default rate limits.
+func DefaultProviderConfig() ProviderConfig {
+	return ProviderConfig{
+		Enabled:         true,
+		Timeout:         DefaultTimeout,
+		RateLimit:       RateLimit{QPS: DefaultQPS, Burst: DefaultBurst},
+		DryRunRateLimit: RateLimit{QPS: DefaultDryRunQPS, Burst: DefaultDryRunBurst},
+	}
+}
 
-// DefaultConfig is what runs without --cloud-config: every cloud enabled,
-// no default region, default timeout and rate limit.
-func DefaultConfig() *Config {
+// DefaultConfig is what runs without --cloud-config: every given cloud
+// enabled with DefaultProviderConfig (providers.DefaultConfig gives them
+// all).
+func DefaultConfig(clouds ...Provider) *Config {
 	c := &Config{Providers: map[string]ProviderConfig{}}
-	for _, p := range knownProviders {
-		c.Providers[p] = ProviderConfig{
-			Enabled:   true,
-			Timeout:   DefaultTimeout,
-			RateLimit: RateLimit{QPS: DefaultQPS, Burst: DefaultBurst},
-		}
+	for _, p := range clouds {
+		c.Providers[p.Name()] = DefaultProviderConfig()
 	}
 	return c
 }
 
-// LoadConfig reads, defaults and validates the file at path. An empty
-// path gives DefaultConfig.
-func LoadConfig(path string) (*Config, error) {
+// LoadConfig reads, defaults and validates the file at path against the
+// given clouds (see ParseConfig). An empty path gives DefaultConfig.
+func LoadConfig(path string, clouds ...Provider) (*Config, error) {
 	if path == "" {
-		return DefaultConfig(), nil
+		return DefaultConfig(clouds...), nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("cloud config: %w", err)
 	}
-	c, err := ParseConfig(data)
+	c, err := ParseConfig(data, clouds...)
 	if err != nil {
 		return nil, fmt.Errorf("cloud config %s: %w", path, err)
 	}
@@ -126,8 +160,11 @@ func LoadConfig(path string) (*Config, error) {
 }
 
 // ParseConfig decodes a cloud config strictly (unknown or duplicate keys
-// are errors), applies defaults and validates it.
-func ParseConfig(data []byte) (*Config, error) {
+// are errors), applies defaults and validates it. With clouds given (the
+// server passes providers.All), a provider block must name one of them
+// and each cloud checks its own fields (the region, with its aliases
+// expanded); without, only what every cloud shares is checked.
+func ParseConfig(data []byte, clouds ...Provider) (*Config, error) {
 	var f fileConfig
 	if err := yaml.UnmarshalStrict(data, &f); err != nil {
 		msg := err.Error()
@@ -140,40 +177,52 @@ func ParseConfig(data []byte) (*Config, error) {
 	}
 	c := &Config{Providers: map[string]ProviderConfig{}}
 	for name, fp := range f.Providers {
-		pc := ProviderConfig{
-			Enabled:   fp.Enabled == nil || *fp.Enabled,
-			Region:    fp.Region,
-			Endpoint:  fp.Endpoint,
-			CAFile:    fp.CAFile,
-			Timeout:   DefaultTimeout,
-			RateLimit: RateLimit{QPS: DefaultQPS, Burst: DefaultBurst},
-		}
-		if name == ProviderTencentCloud {
-			if r, ok := tencentRegionAliases[pc.Region]; ok {
+		pc := DefaultProviderConfig()
+		pc.Enabled = fp.Enabled == nil || *fp.Enabled
+		pc.Region, pc.Endpoint, pc.CAFile = fp.Region, fp.Endpoint, fp.CAFile
+		if p := find(clouds, name); p != nil && pc.Region != "" {
+			if r, ok := p.Region(pc.Region); ok {
 				pc.Region = r
 			}
 		}
 		if fp.Timeout != nil {
 			pc.Timeout = time.Duration(*fp.Timeout)
 		}
-		if rl := fp.RateLimit; rl != nil {
-			pc.RateLimit = RateLimit{QPS: rl.QPS, Burst: rl.Burst}
-			if rl.QPS > 0 && rl.Burst == 0 {
-				// A bucket must hold at least one token to let anything
-				// through.
-				pc.RateLimit.Burst = max(1, int(math.Ceil(rl.QPS)))
-			}
+		if fp.RateLimit != nil {
+			pc.RateLimit = fp.RateLimit.limit()
+		}
+		if fp.DryRunRateLimit != nil {
+			pc.DryRunRateLimit = fp.DryRunRateLimit.limit()
 		}
 		c.Providers[name] = pc
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(clouds...); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// Validate checks a Config, whether loaded or built in code.
-func (c *Config) Validate() error {
+func (rl *fileRateLimit) limit() RateLimit {
+	l := RateLimit{QPS: rl.QPS, Burst: rl.Burst}
+	if rl.QPS > 0 && rl.Burst == 0 {
+		// A bucket must hold at least one token to let anything through.
+		l.Burst = max(1, int(math.Ceil(rl.QPS)))
+	}
+	return l
+}
+
+func find(clouds []Provider, name string) Provider {
+	for _, p := range clouds {
+		if p.Name() == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Validate checks a Config, whether loaded or built in code, against the
+// given clouds as ParseConfig does.
+func (c *Config) Validate(clouds ...Provider) error {
 	if c == nil {
 		return errors.New("no cloud config")
 	}
@@ -186,15 +235,22 @@ func (c *Config) Validate() error {
 	enabled := 0
 	for _, name := range names {
 		pc := c.Providers[name]
-		if !isKnownProvider(name) {
-			errs = append(errs, fmt.Errorf("providers.%s: unknown provider (known: %s)", name, strings.Join(knownProviders, ", ")))
+		p := find(clouds, name)
+		if p == nil && len(clouds) > 0 {
+			known := make([]string, len(clouds))
+			for i, k := range clouds {
+				known[i] = k.Name()
+			}
+			errs = append(errs, fmt.Errorf("providers.%s: unknown provider (known: %s)", name, strings.Join(known, ", ")))
 			continue
 		}
 		if pc.Enabled {
 			enabled++
 		}
-		if pc.Region != "" && !ValidRegion(name, pc.Region) {
-			errs = append(errs, fmt.Errorf("providers.%s.region: %q is not a %s region name", name, pc.Region, name))
+		if p != nil && pc.Region != "" {
+			if r, ok := p.Region(pc.Region); !ok || r != pc.Region {
+				errs = append(errs, fmt.Errorf("providers.%s.region: %q is not a %s region name", name, pc.Region, name))
+			}
 		}
 		if pc.Endpoint != "" {
 			if err := validateEndpoint(pc.Endpoint); err != nil {
@@ -204,27 +260,31 @@ func (c *Config) Validate() error {
 		if pc.Timeout <= 0 {
 			errs = append(errs, fmt.Errorf("providers.%s.timeout: must be positive, got %s", name, pc.Timeout))
 		}
-		rl := pc.RateLimit
-		switch {
-		case rl.QPS <= 0 || math.IsInf(rl.QPS, 0) || math.IsNaN(rl.QPS):
-			errs = append(errs, fmt.Errorf("providers.%s.rateLimit.qps: must be a positive number, got %v", name, rl.QPS))
-		case rl.Burst < 1:
-			errs = append(errs, fmt.Errorf("providers.%s.rateLimit.burst: must be at least 1, got %d", name, rl.Burst))
+		limits := []struct {
+			field string
+			rl    RateLimit
+		}{{"rateLimit", pc.RateLimit}}
+		if pc.DryRunRateLimit != (RateLimit{}) {
+			// Zero in a config built in code means the default.
+			limits = append(limits, struct {
+				field string
+				rl    RateLimit
+			}{"dryRunRateLimit", pc.DryRunRateLimit})
+		}
+		for _, l := range limits {
+			field, rl := l.field, l.rl
+			switch {
+			case rl.QPS <= 0 || math.IsInf(rl.QPS, 0) || math.IsNaN(rl.QPS):
+				errs = append(errs, fmt.Errorf("providers.%s.%s.qps: must be a positive number, got %v", name, field, rl.QPS))
+			case rl.Burst < 1:
+				errs = append(errs, fmt.Errorf("providers.%s.%s.burst: must be at least 1, got %d", name, field, rl.Burst))
+			}
 		}
 	}
 	if len(errs) == 0 && enabled == 0 {
 		errs = append(errs, errors.New("no provider is enabled"))
 	}
 	return errors.Join(errs...)
-}
-
-func isKnownProvider(name string) bool {
-	for _, p := range knownProviders {
-		if p == name {
-			return true
-		}
-	}
-	return false
 }
 
 // validateEndpoint accepts https://host[:port] and nothing more: a path or

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 )
 
 // What the server calls on kube-apiserver, traced in the chart's
@@ -531,7 +532,7 @@ func checkCloudConfig(t *testing.T, m manifest) {
 	t.Helper()
 	cm := m.get(t, "ConfigMap", fullname+"-config")
 	data := str(t, cm.Object, "data", "cloud-config.yaml")
-	cfg, err := cloud.ParseConfig([]byte(data))
+	cfg, err := providers.ParseConfig([]byte(data))
 	if err != nil {
 		t.Fatalf("the server refuses the chart's cloud config: %v\n%s", err, data)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 )
 
 // TestRestarterAndViewerBindings: each restarters entry is a binding to
@@ -148,7 +149,7 @@ audit: {enabled: true}
 			t.Fatalf("cloud config lacks %q:\n%s", want, cfg)
 		}
 	}
-	parsed, err := cloud.ParseConfig([]byte(cfg))
+	parsed, err := providers.ParseConfig([]byte(cfg))
 	if err != nil {
 		t.Fatalf("the server refuses the rendered cloud config: %v\n%s", err, cfg)
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 	"github.com/michael/k8s-cloud-node-manager/test/e2e/cluster"
 )
 
@@ -117,7 +118,7 @@ func run(m *testing.M) int {
 	}
 	logf("figures: OpenAPI v3 aggregated %s after Available", time.Since(openAPIBegin).Round(time.Millisecond))
 
-	cfg, err := cloud.LoadConfig(p.CloudConfig)
+	cfg, err := providers.LoadConfig(p.CloudConfig)
 	if err != nil {
 		return fail(err)
 	}

@@ -74,13 +74,23 @@ func (k *pluginKubectl) testRestart(t *testing.T) {
 func (k *pluginKubectl) testDryRun(t *testing.T) {
 	m := newMachine(t, cloud.ProviderAWS, nil)
 
+	// EC2 has one kind of reboot: hard is refused, naming it, and nothing
+	// is sent.
 	r := k.run(t, "", "restart", m.node, "--dry-run=server", "--mode", "hard", "-o", "json")
+	if r.code != 1 || !strings.Contains(r.stderr, "Invalid") || !strings.Contains(r.stderr, "soft") {
+		t.Errorf("--mode hard on EC2: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if calls := cloudCalls(t, m); len(calls) != 0 {
+		t.Fatalf("fake EC2 calls %+v for a mode EC2 does not have", calls)
+	}
+
+	r = k.run(t, "", "restart", m.node, "--dry-run=server", "-o", "json")
 	r.ok(t)
 	var a infraopsv1.NodeAction
 	if err := json.Unmarshal([]byte(r.stdout), &a); err != nil {
 		t.Fatalf("-o json: %v\n%s", err, r.stdout)
 	}
-	if a.Kind != "NodeAction" || !a.DryRun || a.Mode != "hard" || a.NodeName != m.node || a.Cloud.InstanceID != m.instanceID || a.User == "" {
+	if a.Kind != "NodeAction" || !a.DryRun || a.Mode != "soft" || a.NodeName != m.node || a.Cloud.InstanceID != m.instanceID || a.User == "" {
 		t.Errorf("NodeAction %+v", a)
 	}
 	if calls := cloudCalls(t, m); len(calls) != 1 || !calls[0].DryRun {

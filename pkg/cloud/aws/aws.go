@@ -43,7 +43,10 @@ type Driver struct {
 	clients map[string]*ec2.Client
 }
 
-var _ cloud.Driver = (*Driver)(nil)
+var (
+	_ cloud.Driver = (*Driver)(nil)
+	_ cloud.Moder  = (*Driver)(nil)
+)
 
 // New builds the EC2 driver. It reads the CA file now, so a bad file
 // stops the server at start rather than at the first reboot; clients and
@@ -64,7 +67,19 @@ func New(_ context.Context, cfg cloud.ProviderConfig) (cloud.Driver, error) {
 }
 
 // Name implements cloud.Driver.
-func (d *Driver) Name() string { return cloud.ProviderAWS }
+func (d *Driver) Name() string { return Name }
+
+// Modes implements cloud.Moder. EC2 has one kind of reboot: it asks the
+// OS to reboot, and forces a hard reboot itself only if the OS has not
+// gone down after about four minutes. That is a soft reboot with a
+// fallback, so it is named soft, and hard is refused rather than
+// answered with something softer than asked.
+func (d *Driver) Modes(action string) []cloud.Mode {
+	if action == cloud.ActionRestart {
+		return []cloud.Mode{cloud.ModeSoft}
+	}
+	return nil
+}
 
 // client returns the region's EC2 client, building it on first use.
 // LoadDefaultConfig runs per region so that the web-identity and SSO
@@ -95,28 +110,22 @@ func (d *Driver) client(ctx context.Context, region string) (*ec2.Client, error)
 	return c, nil
 }
 
-// Reboot implements cloud.Driver. EC2 has no soft/hard choice: it asks
-// the OS to reboot and forces a hard reboot itself after about four
-// minutes if the OS does not go down, so both modes send the same call.
+// Reboot implements cloud.Driver with RebootInstances (see Modes). The
+// call is bounded by ctx alone: the per-call timeout is the wrapper's in
+// pkg/cloud/providers.
 func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.RebootOptions) (cloud.Result, error) {
-	if err := inst.CheckFor(cloud.ProviderAWS); err != nil {
+	if err := inst.CheckFor(Name); err != nil {
 		return cloud.Result{}, err
 	}
-	switch opts.Mode {
-	case "", cloud.RebootSoft, cloud.RebootHard:
-	default:
-		return cloud.Result{}, fmt.Errorf("aws: unknown reboot mode %q", opts.Mode)
-	}
-	if d.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.cfg.Timeout)
-		defer cancel()
+	mode, err := cloud.ChooseMode(Name, cloud.ActionRestart, d.Modes(cloud.ActionRestart), opts.Mode)
+	if err != nil {
+		return cloud.Result{}, err
 	}
 
 	c, err := d.client(ctx, inst.Region)
 	if err != nil {
 		return cloud.Result{}, &cloud.Error{
-			Kind: cloud.ErrUnauthorized, Provider: cloud.ProviderAWS, Code: "ConfigError",
+			Kind: cloud.ErrUnauthorized, Provider: Name, Code: "ConfigError", NotSent: true,
 			Message: "cannot load the AWS configuration: " + err.Error(), Err: err,
 		}
 	}
@@ -130,12 +139,22 @@ func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.Reb
 	if err != nil {
 		var api smithy.APIError
 		if opts.DryRun && errors.As(err, &api) && api.ErrorCode() == "DryRunOperation" {
-			return cloud.Result{RequestID: requestID(err)}, nil
+			if id := requestID(err); id != "" {
+				return cloud.Result{RequestID: id, Mode: mode}, nil
+			}
+			return cloud.Result{}, cloud.BadAnswer(Name, "a DryRunOperation answer without a request ID", err)
 		}
 		return cloud.Result{}, mapError(ctx, err)
 	}
+	// EC2 answers every call with a request ID (header and body). A 200
+	// without one came from something else in front of it (a proxy, a
+	// captive portal, a misrouted VPC endpoint), which the SDK decodes as
+	// an empty success: whether EC2 ever saw the reboot is unknown.
 	id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
-	return cloud.Result{RequestID: id}, nil
+	if id == "" {
+		return cloud.Result{}, cloud.BadAnswer(Name, "a 200 answer without an EC2 request ID", nil)
+	}
+	return cloud.Result{RequestID: id, Mode: mode}, nil
 }
 
 func requestID(err error) string {
@@ -149,7 +168,7 @@ func requestID(err error) string {
 // mapError classifies an SDK error. An answer from EC2 is trusted before
 // the state of ctx: a code that came back is what happened.
 func mapError(ctx context.Context, err error) *cloud.Error {
-	e := &cloud.Error{Provider: cloud.ProviderAWS, RequestID: requestID(err), Err: err}
+	e := &cloud.Error{Provider: Name, RequestID: requestID(err), Err: err}
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		e.Code, e.Message = api.ErrorCode(), api.ErrorMessage()
@@ -172,7 +191,7 @@ func mapError(ctx context.Context, err error) *cloud.Error {
 	var ce *credentialsError
 	var se *v4.SigningError
 	if errors.As(err, &ce) || errors.As(err, &se) {
-		e.Kind, e.Code = cloud.ErrUnauthorized, "CredentialsError"
+		e.Kind, e.Code, e.NotSent = cloud.ErrUnauthorized, "CredentialsError", true
 		e.Message = "no usable AWS credentials: " + err.Error()
 		if ctx.Err() != nil {
 			// Nothing was sent; the credential source was slow, which is

@@ -84,8 +84,26 @@ func (e *EC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.opts.OnCall(call)
 	}
 
-	sleep(r, delay)
-	if a.code != "" {
+	if !sleep(r, delay) {
+		// The caller gave up while the answer was held back: answering
+		// now could race its own cancellation and count as an answer in
+		// time, which a real cloud's late answer never is.
+		return
+	}
+	switch a.code {
+	case "":
+	case FaultMalformed:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("<!DOCTYPE html><html><head><title>Sign in to continue</title></head><body><p>Welcome to the guest network.</p></body></html>"))
+		return
+	case FaultNoRequestID:
+		w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(xml.Header))
+		_ = xml.NewEncoder(w).Encode(rebootInstancesResponse{Return: true})
+		return
+	default:
 		fail(a)
 		return
 	}
@@ -130,6 +148,9 @@ func (e *EC2) decide(r *http.Request, body []byte, form url.Values, auth sigV4Au
 
 	f, _ := e.faultFor(ids)
 	switch f.Kind {
+	case FaultMalformed, FaultNoRequestID:
+		// Not EC2's answer: nothing happens to the instance.
+		return ec2Answer{code: f.Kind}, f.Delay
 	case FaultThrottle:
 		return ec2Answer{http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded."}, f.Delay
 	case FaultAuth:

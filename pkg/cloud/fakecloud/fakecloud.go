@@ -51,6 +51,13 @@ const (
 	// FaultBusy answers as if another operation were running on the
 	// instance.
 	FaultBusy = "busy"
+	// FaultMalformed answers 200 with what a proxy or captive portal in
+	// front of the cloud would (an HTML page for EC2, JSON without the
+	// Response envelope for CVM); the call has no effect.
+	FaultMalformed = "malformed"
+	// FaultNoRequestID answers 200 in the cloud's own format but without
+	// a request ID; the call has no effect.
+	FaultNoRequestID = "norequestid"
 )
 
 // Fault changes the answer for calls naming one instance.
@@ -247,7 +254,7 @@ func (s *store) serveAdmin(w http.ResponseWriter, r *http.Request, normState fun
 			f.Delay = d
 		}
 		switch f.Kind {
-		case "", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy:
+		case "", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy, FaultMalformed, FaultNoRequestID:
 		default:
 			http.Error(w, fmt.Sprintf("unknown fault kind %q", f.Kind), http.StatusBadRequest)
 			return
@@ -287,16 +294,18 @@ func (s *store) serveAdmin(w http.ResponseWriter, r *http.Request, normState fun
 	}
 }
 
-// sleep waits d or until the client goes away.
-func sleep(r *http.Request, d time.Duration) {
+// sleep waits d or until the client goes away; false in the second case.
+func sleep(r *http.Request, d time.Duration) bool {
 	if d <= 0 {
-		return
+		return true
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
 	case <-r.Context().Done():
+		return false
 	}
 }
 

@@ -1,11 +1,10 @@
-// Package providers builds the cloud drivers named in the cloud config and
-// wraps each with the config's rate limit and timeout.
+// Package providers holds the one table of clouds, finds a Node's cloud by
+// its providerID's scheme, and builds the drivers named in the cloud config,
+// each behind the one owner of its timeout and rate limits.
 //
 // It is separate from package cloud because cloud cannot import the
-// driver packages below it. Registration is explicit, with no init()
-// magic: adding a cloud is one new package under pkg/cloud that provides
-// a Factory, plus one line in factories below (and its name in
-// cloud.knownProviders so the config accepts it).
+// cloud packages below it. Registration is explicit, with no init()
+// magic: adding a cloud is its package under pkg/cloud and one line in All.
 package providers
 
 import (
@@ -14,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,12 +22,107 @@ import (
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
 )
 
+// All is the table of clouds this server knows, one line each.
+var All = []cloud.Provider{
+	aws.Provider,
+	tencentcloud.Provider,
+}
+
+// bySchemeOf indexes clouds by providerID scheme, and checks the table:
+// a scheme owned twice would send one cloud's Nodes to another.
+func bySchemeOf(clouds []cloud.Provider) map[string]cloud.Provider {
+	m := map[string]cloud.Provider{}
+	for _, p := range clouds {
+		for _, s := range p.Schemes() {
+			if other, ok := m[s]; ok {
+				panic(fmt.Sprintf("providerID scheme %q is claimed by both %s and %s", s, other.Name(), p.Name()))
+			}
+			m[s] = p
+		}
+	}
+	return m
+}
+
+var byScheme = bySchemeOf(All)
+
+// Lookup returns the cloud named name in All.
+func Lookup(name string) (cloud.Provider, bool) {
+	for _, p := range All {
+		if p.Name() == name {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+// Resolve turns a Node's providerID and labels into the machine behind it:
+// the scheme picks the cloud, which parses the whole ID and finds the
+// region in one pass. defaultRegion gives the cloud config's default
+// region of a provider. Errors are *cloud.InvalidProviderIDError or wrap
+// cloud.ErrRegionUnknown.
+func Resolve(providerID string, labels map[string]string, defaultRegion func(provider string) string) (cloud.Instance, error) {
+	scheme, _, _ := strings.Cut(providerID, "://")
+	if p, ok := byScheme[scheme]; ok {
+		def := ""
+		if defaultRegion != nil {
+			def = defaultRegion(p.Name())
+		}
+		return p.Resolve(providerID, labels, def)
+	}
+	if _, _, err := cloud.SplitProviderID(providerID); err != nil {
+		return cloud.Instance{}, err
+	}
+	if _, ok := byScheme[strings.ToLower(scheme)]; ok {
+		return cloud.Instance{}, &cloud.InvalidProviderIDError{ProviderID: providerID,
+			Reason: fmt.Sprintf("the scheme must be written in lower case (%q)", strings.ToLower(scheme))}
+	}
+	return cloud.Instance{}, &cloud.InvalidProviderIDError{ProviderID: providerID, Unsupported: true,
+		Reason: fmt.Sprintf("cloud %q is not supported (supported: %s)", scheme, strings.Join(Schemes(), ", "))}
+}
+
+// Machine is the provider and instance ID a providerID names, whatever its
+// region: no labels, and a placeholder default region, so that a providerID
+// whose zone tells no region (TKE's numeric zone) still names its machine.
+// false when it names none.
+func Machine(providerID string) (provider, instanceID string, ok bool) {
+	inst, err := Resolve(providerID, nil, func(string) string { return "-" })
+	if err != nil {
+		return "", "", false
+	}
+	return inst.Provider, inst.ID, true
+}
+
+// Schemes lists every providerID scheme of All, sorted.
+func Schemes() []string {
+	s := make([]string, 0, len(byScheme))
+	for k := range byScheme {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
+}
+
+// DefaultConfig is what runs without --cloud-config: every cloud of All
+// enabled, no default region, the default timeout and rate limits.
+func DefaultConfig() *cloud.Config { return cloud.DefaultConfig(All...) }
+
+// ParseConfig is cloud.ParseConfig checked against every cloud of All.
+func ParseConfig(data []byte) (*cloud.Config, error) { return cloud.ParseConfig(data, All...) }
+
+// LoadConfig is cloud.LoadConfig checked against every cloud of All; an
+// empty path gives DefaultConfig.
+func LoadConfig(path string) (*cloud.Config, error) { return cloud.LoadConfig(path, All...) }
+
 // Factory builds one cloud's driver from its config.
 type Factory = func(ctx context.Context, cfg cloud.ProviderConfig) (cloud.Driver, error)
 
-var factories = map[string]Factory{
-	cloud.ProviderAWS:          aws.New,
-	cloud.ProviderTencentCloud: tencentcloud.New,
+// factories are the drivers of All by name.
+func factories() map[string]Factory {
+	fs := map[string]Factory{}
+	for _, p := range All {
+		fs[p.Name()] = p.NewDriver
+	}
+	return fs
 }
 
 // Set holds the driver of every enabled provider.
@@ -36,18 +131,18 @@ type Set struct {
 }
 
 // New builds every enabled provider of cfg once. A nil cfg means
-// cloud.DefaultConfig().
+// DefaultConfig().
 func New(ctx context.Context, cfg *cloud.Config) (*Set, error) {
-	return NewWithFactories(ctx, cfg, factories)
+	return NewWithFactories(ctx, cfg, factories())
 }
 
 // NewWithFactories is New with the drivers built by the given factories,
 // for tests that put a fake driver behind the real limits.
 func NewWithFactories(ctx context.Context, cfg *cloud.Config, fs map[string]Factory) (*Set, error) {
 	if cfg == nil {
-		cfg = cloud.DefaultConfig()
+		cfg = DefaultConfig()
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(All...); err != nil {
 		return nil, err
 	}
 	s := &Set{drivers: map[string]cloud.Driver{}}
@@ -91,15 +186,34 @@ func (s *Set) Names() []string {
 	return names
 }
 
-// Wrap puts d behind pc's rate limit and timeout. A call that finds no
-// token fails at once with ErrThrottled rather than waiting: the caller
-// (an API request) is better told to come back than held open, and a
-// queue would let reboots pile up behind a slow cloud.
-func Wrap(d cloud.Driver, pc cloud.ProviderConfig) cloud.Driver {
+// Wrapped is a driver behind its config's timeout and rate limits. It has
+// every capability method; one the inner driver lacks answers an
+// *cloud.UnsupportedError, so the server tells the caller rather than
+// guessing.
+type Wrapped interface {
+	cloud.Driver
+	cloud.Moder
+	cloud.Stopper
+	cloud.Starter
+}
+
+// Wrap puts d behind pc's timeout and rate limits, their one owner: the
+// drivers apply neither. Real actions and dry runs draw on separate
+// buckets, so dry runs cannot starve real actions. A call that finds no
+// token fails at once with ErrThrottled rather than waiting: the caller (an
+// API request) is better told to come back than held open, and a queue
+// would let reboots pile up behind a slow cloud. A mode the cloud does not
+// have is refused before a token is taken.
+func Wrap(d cloud.Driver, pc cloud.ProviderConfig) Wrapped {
+	dry := pc.DryRunRateLimit
+	if dry == (cloud.RateLimit{}) {
+		dry = cloud.RateLimit{QPS: cloud.DefaultDryRunQPS, Burst: cloud.DefaultDryRunBurst}
+	}
 	return &limited{
 		next:    d,
 		timeout: pc.Timeout,
 		bucket:  newBucket(pc.RateLimit.QPS, pc.RateLimit.Burst, time.Now),
+		dryRun:  newBucket(dry.QPS, dry.Burst, time.Now),
 	}
 }
 
@@ -107,16 +221,59 @@ type limited struct {
 	next    cloud.Driver
 	timeout time.Duration
 	bucket  *bucket
+	dryRun  *bucket
 }
 
 func (l *limited) Name() string { return l.next.Name() }
 
+func (l *limited) Modes(action string) []cloud.Mode { return cloud.ModesOf(l.next, action) }
+
 func (l *limited) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.RebootOptions) (cloud.Result, error) {
-	if ok, wait := l.bucket.take(); !ok {
+	mode, err := cloud.ChooseMode(l.Name(), cloud.ActionRestart, l.Modes(cloud.ActionRestart), opts.Mode)
+	if err != nil {
+		return cloud.Result{}, err
+	}
+	opts.Mode = mode
+	return l.call(ctx, opts.DryRun, func(ctx context.Context) (cloud.Result, error) {
+		return l.next.Reboot(ctx, inst, opts)
+	})
+}
+
+func (l *limited) Stop(ctx context.Context, inst cloud.Instance, opts cloud.StopOptions) (cloud.Result, error) {
+	s, ok := l.next.(cloud.Stopper)
+	if !ok {
+		return cloud.Result{}, &cloud.UnsupportedError{Provider: l.Name(), Action: cloud.ActionStop}
+	}
+	mode, err := cloud.ChooseMode(l.Name(), cloud.ActionStop, l.Modes(cloud.ActionStop), opts.Mode)
+	if err != nil {
+		return cloud.Result{}, err
+	}
+	opts.Mode = mode
+	return l.call(ctx, opts.DryRun, func(ctx context.Context) (cloud.Result, error) {
+		return s.Stop(ctx, inst, opts)
+	})
+}
+
+func (l *limited) Start(ctx context.Context, inst cloud.Instance, opts cloud.StartOptions) (cloud.Result, error) {
+	s, ok := l.next.(cloud.Starter)
+	if !ok {
+		return cloud.Result{}, &cloud.UnsupportedError{Provider: l.Name(), Action: cloud.ActionStart}
+	}
+	return l.call(ctx, opts.DryRun, func(ctx context.Context) (cloud.Result, error) {
+		return s.Start(ctx, inst, opts)
+	})
+}
+
+// call runs one cloud call within the rate limit and the timeout.
+func (l *limited) call(ctx context.Context, dryRun bool, f func(context.Context) (cloud.Result, error)) (cloud.Result, error) {
+	b, what := l.bucket, "our own rate limit for this cloud is reached"
+	if dryRun {
+		b, what = l.dryRun, "our own rate limit for dry runs on this cloud is reached (real actions have their own)"
+	}
+	if ok, wait := b.take(); !ok {
 		return cloud.Result{}, &cloud.Error{
-			Kind: cloud.ErrThrottled, Provider: l.next.Name(), Code: "ClientRateLimited",
-			Message:    "our own rate limit for this cloud is reached",
-			RetryAfter: wait,
+			Kind: cloud.ErrThrottled, Provider: l.Name(), Code: "ClientRateLimited",
+			Message: what, RetryAfter: wait, NotSent: true,
 		}
 	}
 	if l.timeout > 0 {
@@ -124,21 +281,34 @@ func (l *limited) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.Re
 		ctx, cancel = context.WithTimeout(ctx, l.timeout)
 		defer cancel()
 	}
-	res, err := l.next.Reboot(ctx, inst, opts)
+	res, err := safeCall(ctx, l.Name(), f)
 	if err == nil {
 		return res, nil
 	}
 	var ce *cloud.Error
 	isCloud := errors.As(err, &ce)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) && (!isCloud || ce.Kind == cloud.ErrUnavailable) {
-		// Drivers see the deadline as a transport error; the outcome of
-		// the call is unknown, which is what ErrTimeout says.
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) && (!isCloud || (ce.Kind == cloud.ErrUnavailable && !ce.NotSent)) {
+		// A driver may see the deadline as a transport error; the outcome
+		// of a call that was sent is unknown, which is what ErrTimeout
+		// says.
 		return cloud.Result{}, &cloud.Error{
-			Kind: cloud.ErrTimeout, Provider: l.next.Name(),
+			Kind: cloud.ErrTimeout, Provider: l.Name(),
 			Message: fmt.Sprintf("no answer within %s", l.timeout), Err: err,
 		}
 	}
 	return res, err
+}
+
+// safeCall turns a panic in a driver (an SDK meeting an answer it did not
+// expect) into ErrBadAnswer: the call may have reached the cloud, so the
+// outcome is unknown and the server keeps the node locked.
+func safeCall(ctx context.Context, provider string, f func(context.Context) (cloud.Result, error)) (res cloud.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = cloud.Result{}, cloud.BadAnswer(provider, fmt.Sprintf("the driver failed on the answer (%v)", r), nil)
+		}
+	}()
+	return f(ctx)
 }
 
 // bucket is a token bucket. It is written here rather than taken from

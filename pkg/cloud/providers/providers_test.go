@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,18 +58,18 @@ func TestNewBuildsEveryKnownProvider(t *testing.T) {
 	}
 	// Every name the config accepts has a factory, and no factory is
 	// unreachable from the config.
-	for name := range cloud.DefaultConfig().Providers {
-		if _, ok := factories[name]; !ok {
+	for name := range DefaultConfig().Providers {
+		if _, ok := factories()[name]; !ok {
 			t.Errorf("provider %q has no factory", name)
 		}
 	}
-	if len(factories) != len(cloud.DefaultConfig().Providers) {
-		t.Errorf("factories %d, known providers %d", len(factories), len(cloud.DefaultConfig().Providers))
+	if len(factories()) != len(DefaultConfig().Providers) {
+		t.Errorf("factories %d, known providers %d", len(factories()), len(DefaultConfig().Providers))
 	}
 }
 
 func TestNewSkipsDisabled(t *testing.T) {
-	cfg := cloud.DefaultConfig()
+	cfg := DefaultConfig()
 	pc := cfg.Providers[cloud.ProviderAWS]
 	pc.Enabled = false
 	cfg.Providers[cloud.ProviderAWS] = pc
@@ -95,12 +96,12 @@ func TestNewSkipsDisabled(t *testing.T) {
 }
 
 func TestNewErrors(t *testing.T) {
-	bad := cloud.DefaultConfig()
+	bad := DefaultConfig()
 	bad.Providers["gce"] = cloud.ProviderConfig{Enabled: true}
 	if _, err := New(context.Background(), bad); err == nil {
 		t.Error("an invalid config was accepted")
 	}
-	_, err := NewWithFactories(context.Background(), cloud.DefaultConfig(), map[string]Factory{
+	_, err := NewWithFactories(context.Background(), DefaultConfig(), map[string]Factory{
 		cloud.ProviderAWS: func(context.Context, cloud.ProviderConfig) (cloud.Driver, error) {
 			return nil, errors.New("boom")
 		},
@@ -109,7 +110,7 @@ func TestNewErrors(t *testing.T) {
 	if err == nil {
 		t.Error("a failing factory was ignored")
 	}
-	_, err = NewWithFactories(context.Background(), cloud.DefaultConfig(), map[string]Factory{
+	_, err = NewWithFactories(context.Background(), DefaultConfig(), map[string]Factory{
 		cloud.ProviderAWS: factoryOf(&fakeDriver{name: cloud.ProviderAWS}, nil),
 	})
 	if err == nil {
@@ -205,5 +206,107 @@ func TestBucket(t *testing.T) {
 	}
 	if ok, _ := newBucket(0, 0, time.Now).take(); !ok {
 		t.Fatal("an unlimited bucket refused")
+	}
+}
+
+// Dry runs draw on their own bucket: whoever may dry-run a node cannot
+// hold off real actions with 429s, and real actions cannot use up the
+// dry runs'.
+func TestWrapDryRunOwnBudget(t *testing.T) {
+	inner := &fakeDriver{name: cloud.ProviderAWS}
+	d := Wrap(inner, cloud.ProviderConfig{Timeout: time.Minute,
+		RateLimit: cloud.RateLimit{QPS: 0.001, Burst: 2}, DryRunRateLimit: cloud.RateLimit{QPS: 0.001, Burst: 3}})
+	ctx := context.Background()
+	dry := cloud.RebootOptions{DryRun: true}
+	for i := 0; i < 3; i++ {
+		if _, err := d.Reboot(ctx, cloud.Instance{}, dry); err != nil {
+			t.Fatalf("dry run %d: %v", i, err)
+		}
+	}
+	_, err := d.Reboot(ctx, cloud.Instance{}, dry)
+	if cloud.KindOf(err) != cloud.ErrThrottled || !cloud.NotSent(err) || !strings.Contains(err.Error(), "dry runs") {
+		t.Fatalf("fourth dry run: %v, want ErrThrottled naming the dry-run limit", err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := d.Reboot(ctx, cloud.Instance{}, cloud.RebootOptions{}); err != nil {
+			t.Fatalf("real call %d after the dry runs' budget is spent: %v", i, err)
+		}
+	}
+	if _, err := d.Reboot(ctx, cloud.Instance{}, cloud.RebootOptions{}); cloud.KindOf(err) != cloud.ErrThrottled {
+		t.Fatalf("third real call: %v, want ErrThrottled", err)
+	}
+	if n := inner.calls.Load(); n != 5 {
+		t.Fatalf("the driver was called %d times, want 5", n)
+	}
+	// A zero dry-run limit in a config built in code is the default one,
+	// not unlimited.
+	d = Wrap(inner, cloud.ProviderConfig{Timeout: time.Minute, RateLimit: cloud.RateLimit{QPS: 5, Burst: 10}})
+	for i := 0; i < cloud.DefaultDryRunBurst; i++ {
+		if _, err := d.Reboot(ctx, cloud.Instance{}, dry); err != nil {
+			t.Fatalf("default dry-run budget, call %d: %v", i, err)
+		}
+	}
+	if _, err := d.Reboot(ctx, cloud.Instance{}, dry); cloud.KindOf(err) != cloud.ErrThrottled {
+		t.Fatalf("default dry-run budget: %v, want ErrThrottled after %d", err, cloud.DefaultDryRunBurst)
+	}
+}
+
+type modalDriver struct {
+	fakeDriver
+	asked []cloud.Mode
+}
+
+func (m *modalDriver) Modes(action string) []cloud.Mode {
+	if action == cloud.ActionRestart {
+		return []cloud.Mode{cloud.ModeHard}
+	}
+	return nil
+}
+
+func (m *modalDriver) Reboot(ctx context.Context, inst cloud.Instance, o cloud.RebootOptions) (cloud.Result, error) {
+	m.asked = append(m.asked, o.Mode)
+	return cloud.Result{RequestID: "r", Mode: o.Mode}, nil
+}
+
+// A mode the cloud does not have is refused before anything is spent or
+// sent, naming the modes it has; an omitted one is the cloud's default.
+func TestWrapModes(t *testing.T) {
+	inner := &modalDriver{fakeDriver: fakeDriver{name: "onemode"}}
+	d := Wrap(inner, cloud.ProviderConfig{Timeout: time.Minute, RateLimit: cloud.RateLimit{QPS: 0.001, Burst: 1}})
+	_, err := d.Reboot(context.Background(), cloud.Instance{}, cloud.RebootOptions{Mode: cloud.ModeSoft})
+	var ue *cloud.UnsupportedError
+	if !errors.As(err, &ue) || ue.Mode != cloud.ModeSoft || !strings.Contains(err.Error(), "hard") {
+		t.Fatalf("soft on a hard-only cloud: %v", err)
+	}
+	res, err := d.Reboot(context.Background(), cloud.Instance{}, cloud.RebootOptions{})
+	if err != nil || res.Mode != cloud.ModeHard || !reflect.DeepEqual(inner.asked, []cloud.Mode{cloud.ModeHard}) {
+		t.Fatalf("omitted mode: %+v, %v; the driver was asked %v", res, err, inner.asked)
+	}
+	if got := d.Modes(cloud.ActionRestart); !reflect.DeepEqual(got, []cloud.Mode{cloud.ModeHard}) {
+		t.Fatalf("Modes() through the wrapper = %v", got)
+	}
+	// Capabilities the driver lacks are refused by name, not sent.
+	if _, err := d.Stop(context.Background(), cloud.Instance{}, cloud.StopOptions{}); !errors.As(err, &ue) || ue.Action != cloud.ActionStop {
+		t.Fatalf("Stop on a driver without it: %v", err)
+	}
+	if _, err := d.Start(context.Background(), cloud.Instance{}, cloud.StartOptions{}); !errors.As(err, &ue) || ue.Action != cloud.ActionStart {
+		t.Fatalf("Start on a driver without it: %v", err)
+	}
+}
+
+type panickyDriver struct{ fakeDriver }
+
+func (p *panickyDriver) Reboot(context.Context, cloud.Instance, cloud.RebootOptions) (cloud.Result, error) {
+	var resp *struct{ RequestID *string }
+	return cloud.Result{RequestID: *resp.RequestID}, nil // what a missing envelope did
+}
+
+// A driver that panics on an answer gives ErrBadAnswer (outcome unknown),
+// not a crash of the request.
+func TestWrapDriverPanic(t *testing.T) {
+	d := Wrap(&panickyDriver{fakeDriver{name: cloud.ProviderTencentCloud}}, cloud.ProviderConfig{Timeout: time.Minute})
+	_, err := d.Reboot(context.Background(), cloud.Instance{}, cloud.RebootOptions{})
+	if cloud.KindOf(err) != cloud.ErrBadAnswer || cloud.NotSent(err) {
+		t.Fatalf("got %v, want ErrBadAnswer", err)
 	}
 }

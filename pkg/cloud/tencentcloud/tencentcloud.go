@@ -11,15 +11,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
 	tcerr "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/errors"
 	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/profile"
 	cvm "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/cvm/v20170312"
@@ -38,19 +35,33 @@ type Driver struct {
 	scheme    string            // "HTTPS"
 	endpoint  string            // host[:port] or "" for the SDK's
 
+	// metadataURL replaces the CVM metadata server's (tests).
+	metadataURL string
+
 	mu           sync.Mutex
-	cred         common.CredentialIface
+	snap         *snapshot // the current credentials
 	credInFlight *credAttempt
-	clients      map[string]*cvm.Client
+	clients      map[string]regionClient
 }
 
-var _ cloud.Driver = (*Driver)(nil)
+// regionClient is a region's CVM client and the credentials it was built
+// with; new credentials get a new client, since the SDK's client is not
+// safe to change while in use.
+type regionClient struct {
+	c    *cvm.Client
+	snap *snapshot
+}
+
+var (
+	_ cloud.Driver = (*Driver)(nil)
+	_ cloud.Moder  = (*Driver)(nil)
+)
 
 // New builds the CVM driver. The CA file is read now; credentials are
 // resolved at the first call, since the CVM role and TKE OIDC providers
 // need the network.
 func New(_ context.Context, cfg cloud.ProviderConfig) (cloud.Driver, error) {
-	d := &Driver{cfg: cfg, scheme: "HTTPS", clients: map[string]*cvm.Client{}}
+	d := &Driver{cfg: cfg, scheme: "HTTPS", clients: map[string]regionClient{}}
 	if cfg.Endpoint != "" {
 		u, err := url.Parse(cfg.Endpoint)
 		if err != nil || u.Host == "" {
@@ -72,76 +83,26 @@ func New(_ context.Context, cfg cloud.ProviderConfig) (cloud.Driver, error) {
 }
 
 // Name implements cloud.Driver.
-func (d *Driver) Name() string { return cloud.ProviderTencentCloud }
+func (d *Driver) Name() string { return Name }
 
-func credentialProvider() (common.Provider, error) {
-	if os.Getenv("TKE_ROLE_ARN") != "" {
-		p, err := common.DefaultTkeOIDCRoleArnProvider()
-		if err != nil {
-			return nil, fmt.Errorf("TKE_ROLE_ARN is set but TKE OIDC is not usable: %w", err)
-		}
-		return p, nil
+// Modes implements cloud.Moder: RebootInstances' StopType SOFT (a clean
+// OS reboot, the default) or HARD (a forced one).
+func (d *Driver) Modes(action string) []cloud.Mode {
+	if action == cloud.ActionRestart {
+		return []cloud.Mode{cloud.ModeSoft, cloud.ModeHard}
 	}
-	return common.DefaultProviderChain(), nil
-}
-
-// credAttempt is one resolution of the credential chain, shared by the
-// calls that wait for it.
-type credAttempt struct {
-	done chan struct{}
-	cred common.CredentialIface
-	err  error
-}
-
-// credential resolves the chain once and keeps the result; the returned
-// credential refreshes itself when it is a role credential, so one serves
-// every region. The CVM role provider calls the metadata server with no
-// timeout of its own, so the resolution runs aside and ctx bounds the
-// wait, and d.mu is never held across it.
-func (d *Driver) credential(ctx context.Context) (common.CredentialIface, error) {
-	d.mu.Lock()
-	if d.cred != nil {
-		c := d.cred
-		d.mu.Unlock()
-		return c, nil
-	}
-	a := d.credInFlight
-	if a == nil {
-		a = &credAttempt{done: make(chan struct{})}
-		d.credInFlight = a
-		go func() {
-			p, err := credentialProvider()
-			if err == nil {
-				a.cred, err = p.GetCredential()
-			}
-			a.err = err
-			d.mu.Lock()
-			if err == nil {
-				d.cred = a.cred
-			}
-			d.credInFlight = nil
-			d.mu.Unlock()
-			close(a.done)
-		}()
-	}
-	d.mu.Unlock()
-	select {
-	case <-a.done:
-		return a.cred, a.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return nil
 }
 
 func (d *Driver) client(ctx context.Context, region string) (*cvm.Client, error) {
-	cred, err := d.credential(ctx)
+	snap, err := d.credential(ctx)
 	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if c, ok := d.clients[region]; ok {
-		return c, nil
+	if rc, ok := d.clients[region]; ok && rc.snap == snap {
+		return rc.c, nil
 	}
 	cpf := profile.NewClientProfile()
 	cpf.Language = "en-US"
@@ -156,18 +117,19 @@ func (d *Driver) client(ctx context.Context, region string) (*cvm.Client, error)
 	cpf.DisableRegionBreaker = true
 	cpf.HttpProfile.Scheme = d.scheme
 	cpf.HttpProfile.Endpoint = d.endpoint
-	if d.cfg.Timeout > 0 {
-		// ReqTimeout is whole seconds; the context deadline is the exact one.
-		cpf.HttpProfile.ReqTimeout = int(math.Ceil(d.cfg.Timeout.Seconds()))
-	}
-	c, err := cvm.NewClient(cred, region, cpf)
+	// No SDK timeout: the context the wrapper in pkg/cloud/providers gives
+	// every call is the one bound. The SDK's default (60 s, as
+	// http.Client.Timeout) would be a second owner that cuts a longer
+	// configured timeout short.
+	cpf.HttpProfile.ReqTimeout = 0
+	c, err := cvm.NewClient(snap.cred, region, cpf)
 	if err != nil {
 		return nil, err
 	}
 	if d.transport != nil {
 		c.WithHttpTransport(d.transport)
 	}
-	d.clients[region] = c
+	d.clients[region] = regionClient{c: c, snap: snap}
 	return c, nil
 }
 
@@ -176,27 +138,21 @@ func (d *Driver) client(ctx context.Context, region string) (*cvm.Client, error)
 // DescribeInstances that the instance exists and is RUNNING, the state
 // RebootInstances requires, and reboots nothing.
 func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.RebootOptions) (cloud.Result, error) {
-	if err := inst.CheckFor(cloud.ProviderTencentCloud); err != nil {
+	if err := inst.CheckFor(Name); err != nil {
 		return cloud.Result{}, err
 	}
-	var stopType string
-	switch opts.Mode {
-	case "", cloud.RebootSoft:
-		stopType = "SOFT"
-	case cloud.RebootHard:
-		stopType = "HARD"
-	default:
-		return cloud.Result{}, fmt.Errorf("tencentcloud: unknown reboot mode %q", opts.Mode)
+	mode, err := cloud.ChooseMode(Name, cloud.ActionRestart, d.Modes(cloud.ActionRestart), opts.Mode)
+	if err != nil {
+		return cloud.Result{}, err
 	}
-	if d.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.cfg.Timeout)
-		defer cancel()
+	stopType := "SOFT"
+	if mode == cloud.ModeHard {
+		stopType = "HARD"
 	}
 	c, err := d.client(ctx, inst.Region)
 	if err != nil {
 		e := &cloud.Error{
-			Kind: cloud.ErrUnauthorized, Provider: cloud.ProviderTencentCloud, Code: "CredentialError",
+			Kind: cloud.ErrUnauthorized, Provider: Name, Code: "CredentialError", NotSent: true,
 			Message: "cannot get Tencent Cloud credentials: " + err.Error(), Err: err,
 		}
 		if ctx.Err() != nil {
@@ -208,7 +164,12 @@ func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.Reb
 	}
 
 	if opts.DryRun {
-		return d.check(ctx, c, inst.ID)
+		res, err := d.check(ctx, c, inst.ID)
+		res.Mode = mode
+		if err != nil {
+			return cloud.Result{}, err
+		}
+		return res, nil
 	}
 	req := cvm.NewRebootInstancesRequest()
 	req.InstanceIds = []*string{&inst.ID}
@@ -217,7 +178,21 @@ func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.Reb
 	if err != nil {
 		return cloud.Result{}, mapError(ctx, err)
 	}
-	return cloud.Result{RequestID: deref(resp.Response.RequestId)}, nil
+	if resp.Response == nil || deref(resp.Response.RequestId) == "" {
+		return cloud.Result{}, badAnswer(resp.Response == nil)
+	}
+	return cloud.Result{RequestID: deref(resp.Response.RequestId), Mode: mode}, nil
+}
+
+// badAnswer is the error of a 200 answer that is not CVM's: API 3.0 wraps
+// every answer, success or error, in a Response object with a RequestId,
+// and the SDK decodes anything else (an empty object, another JSON
+// document) as an empty success.
+func badAnswer(noEnvelope bool) error {
+	if noEnvelope {
+		return cloud.BadAnswer(Name, "a 200 answer without the CVM Response envelope", nil)
+	}
+	return cloud.BadAnswer(Name, "a 200 answer without a CVM RequestId", nil)
 }
 
 func (d *Driver) check(ctx context.Context, c *cvm.Client, id string) (cloud.Result, error) {
@@ -226,6 +201,9 @@ func (d *Driver) check(ctx context.Context, c *cvm.Client, id string) (cloud.Res
 	resp, err := c.DescribeInstancesWithContext(ctx, req)
 	if err != nil {
 		return cloud.Result{}, mapError(ctx, err)
+	}
+	if resp.Response == nil || deref(resp.Response.RequestId) == "" {
+		return cloud.Result{}, badAnswer(resp.Response == nil)
 	}
 	rid := deref(resp.Response.RequestId)
 	for _, in := range resp.Response.InstanceSet {
@@ -236,14 +214,14 @@ func (d *Driver) check(ctx context.Context, c *cvm.Client, id string) (cloud.Res
 		switch {
 		case state != "RUNNING":
 			return cloud.Result{}, &cloud.Error{
-				Kind: cloud.ErrInvalidState, Provider: cloud.ProviderTencentCloud,
+				Kind: cloud.ErrInvalidState, Provider: Name,
 				Code:      "UnsupportedOperation.InstanceState" + camel(state),
 				Message:   fmt.Sprintf("instance %s is %s; only a RUNNING instance can be rebooted", id, state),
 				RequestID: rid,
 			}
 		case deref(in.LatestOperationState) == "OPERATING":
 			return cloud.Result{}, &cloud.Error{
-				Kind: cloud.ErrInvalidState, Provider: cloud.ProviderTencentCloud,
+				Kind: cloud.ErrInvalidState, Provider: Name,
 				Code:      "OperationDenied.InstanceOperationInProgress",
 				Message:   fmt.Sprintf("instance %s is busy with %s", id, deref(in.LatestOperation)),
 				RequestID: rid,
@@ -252,7 +230,7 @@ func (d *Driver) check(ctx context.Context, c *cvm.Client, id string) (cloud.Res
 		return cloud.Result{RequestID: rid}, nil
 	}
 	return cloud.Result{}, &cloud.Error{
-		Kind: cloud.ErrNotFound, Provider: cloud.ProviderTencentCloud, Code: "InvalidInstanceId.NotFound",
+		Kind: cloud.ErrNotFound, Provider: Name, Code: "InvalidInstanceId.NotFound",
 		Message: fmt.Sprintf("instance %s does not exist in this region", id), RequestID: rid,
 	}
 }
@@ -261,7 +239,7 @@ func (d *Driver) check(ctx context.Context, c *cvm.Client, id string) (cloud.Res
 // into ClientError.NetworkError with the cause flattened into the message,
 // so a timeout is recognised from the context.
 func mapError(ctx context.Context, err error) *cloud.Error {
-	e := &cloud.Error{Provider: cloud.ProviderTencentCloud, Kind: cloud.ErrUnavailable, Err: err, Message: err.Error()}
+	e := &cloud.Error{Provider: Name, Kind: cloud.ErrUnavailable, Err: err, Message: err.Error()}
 	se, ok := err.(*tcerr.TencentCloudSDKError)
 	if !ok {
 		if ctx.Err() != nil {

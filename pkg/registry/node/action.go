@@ -258,6 +258,9 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 	}
 	r.holdFromNow(bg, lock, logger)
 
+	if result.Mode != "" {
+		mode = string(result.Mode) // the cloud's default when none was asked
+	}
 	now := metav1.NewTime(r.cfg.Clock.Now())
 	answer := &infraopsv1.NodeAction{
 		TypeMeta: metav1.TypeMeta{APIVersion: infraopsv1.SchemeGroupVersion.String(), Kind: "NodeAction"},

@@ -28,19 +28,14 @@ var Restart = Action{
 		return field.ErrorList{field.NotSupported(field.NewPath("mode"), mode,
 			[]infraopsv1.RestartMode{infraopsv1.RestartModeSoft, infraopsv1.RestartModeHard})}
 	},
-	Mode: func(o Options) string { return string(restartMode(o.(*infraopsv1.RestartOptions))) },
+	// The mode asked for; "" until the cloud says which it used (its
+	// default), which the answer then carries.
+	Mode: func(o Options) string { return string(o.(*infraopsv1.RestartOptions).Mode) },
 	Run: func(ctx context.Context, d cloud.Driver, inst cloud.Instance, o Options) (cloud.Result, error) {
 		ro := o.(*infraopsv1.RestartOptions)
 		return d.Reboot(ctx, inst, cloud.RebootOptions{
-			Mode:   cloud.RebootMode(restartMode(ro)),
+			Mode:   cloud.RebootMode(ro.Mode),
 			DryRun: ro.IsDryRun(),
 		})
 	},
-}
-
-func restartMode(o *infraopsv1.RestartOptions) infraopsv1.RestartMode {
-	if o.Mode == "" {
-		return infraopsv1.RestartModeSoft
-	}
-	return o.Mode
 }

@@ -42,7 +42,10 @@ func unresolvableNode(name string, n *corev1.Node, err error) error {
 		}
 		return invalidNode(name, field.Invalid(field.NewPath("spec", "providerID"), n.Spec.ProviderID, pidErr.Reason))
 	}
-	return invalidNode(name, field.Required(field.NewPath("metadata", "labels").Key("topology.kubernetes.io/region"), err.Error()))
+	if errors.Is(err, cloud.ErrRegionUnknown) {
+		return invalidNode(name, field.Required(field.NewPath("metadata", "labels").Key(cloud.LabelRegion), err.Error()))
+	}
+	return invalidNode(name, field.Invalid(field.NewPath("spec", "providerID"), n.Spec.ProviderID, err.Error()))
 }
 
 // cloudError turns a driver failure into the Status the caller sees.
@@ -58,6 +61,16 @@ func cloudError(name, action string, inst cloud.Instance, err error) error {
 	if errors.Is(err, ErrUnsupported) {
 		return invalidNode(name, field.Invalid(field.NewPath("spec", "providerID"), inst.Provider,
 			fmt.Sprintf("the %s driver cannot %s machines", inst.Provider, action)))
+	}
+	var ue *cloud.UnsupportedError
+	if errors.As(err, &ue) {
+		if ue.Mode != "" {
+			// The caller's to change: 422 on the body's field, naming
+			// the modes this cloud has.
+			return apierrors.NewInvalid(infraopsv1.Kind(eventReason(action, "Options")), name,
+				field.ErrorList{field.Invalid(field.NewPath("mode"), ue.Mode, ue.Error())})
+		}
+		return invalidNode(name, field.Invalid(field.NewPath("spec", "providerID"), inst.Provider, ue.Error()))
 	}
 	if !errors.As(err, &ce) {
 		ce = &cloud.Error{Kind: cloud.ErrUnavailable, Provider: inst.Provider, Message: err.Error(), Err: err}
@@ -104,7 +117,8 @@ func cloudError(name, action string, inst cloud.Instance, err error) error {
 // lock can be released for an immediate retry. Timeouts and unknown
 // failures keep the lock: the reboot may have happened.
 func cloudDidNothing(err error) bool {
-	if errors.Is(err, ErrUnsupported) {
+	var ue *cloud.UnsupportedError
+	if errors.Is(err, ErrUnsupported) || errors.As(err, &ue) || cloud.NotSent(err) {
 		return true
 	}
 	switch cloud.KindOf(err) {

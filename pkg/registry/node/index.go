@@ -1,7 +1,7 @@
 package node
 
 import (
-	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 )
 
 // MachineClaims tells which Nodes name a machine in spec.providerID, so an
@@ -19,9 +19,6 @@ func machineKey(provider, instanceID string) string { return provider + "/" + in
 // machineKeyOf is the machineKey a providerID names; false when it names
 // no machine.
 func machineKeyOf(providerID string) (string, bool) {
-	pid, err := cloud.ParseProviderID(providerID)
-	if err != nil {
-		return "", false
-	}
-	return machineKey(pid.Provider, pid.InstanceID), true
+	provider, id, ok := providers.Machine(providerID)
+	return machineKey(provider, id), ok
 }

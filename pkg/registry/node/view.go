@@ -5,17 +5,14 @@ import (
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 )
 
 // Resolve turns a core Node into the machine behind it. The error is a
-// *cloud.InvalidProviderIDError or a region error: the node is not one this
-// server can act on.
+// *cloud.InvalidProviderIDError or wraps cloud.ErrRegionUnknown: the node
+// is not one this server can act on.
 func Resolve(n *corev1.Node, defaultRegion func(provider string) string) (cloud.Instance, error) {
-	pid, err := cloud.ParseProviderID(n.Spec.ProviderID)
-	if err != nil {
-		return cloud.Instance{}, err
-	}
-	return cloud.ResolveInstance(pid, n.Labels, defaultRegion(pid.Provider))
+	return providers.Resolve(n.Spec.ProviderID, n.Labels, defaultRegion)
 }
 
 // toView builds the API object shown for a core Node.

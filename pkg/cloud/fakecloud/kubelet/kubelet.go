@@ -23,8 +23,8 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 )
 
 // Reasons and messages of the Ready condition, as the kubelet and the
@@ -188,8 +188,8 @@ func (s *Simulator) nodesOf(ctx context.Context, provider, instanceID string) ([
 	}
 	var out []string
 	for _, n := range list.Items {
-		id, err := cloud.ParseProviderID(n.Spec.ProviderID)
-		if err == nil && id.Provider == provider && id.InstanceID == instanceID {
+		p, id, ok := providers.Machine(n.Spec.ProviderID)
+		if ok && p == provider && id == instanceID {
 			out = append(out, n.Name)
 		}
 	}

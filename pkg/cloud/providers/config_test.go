@@ -1,4 +1,4 @@
-package cloud
+package providers
 
 import (
 	"os"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 )
 
 func TestLoadConfigEmptyPath(t *testing.T) {
@@ -14,17 +16,17 @@ func TestLoadConfigEmptyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{ProviderAWS, ProviderTencentCloud} {
+	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud} {
 		pc, ok := c.Providers[p]
-		if !ok || !pc.Enabled || pc.Region != "" || pc.Timeout != DefaultTimeout ||
-			pc.RateLimit != (RateLimit{QPS: DefaultQPS, Burst: DefaultBurst}) {
+		if !ok || !pc.Enabled || pc.Region != "" || pc.Timeout != cloud.DefaultTimeout ||
+			pc.RateLimit != (cloud.RateLimit{QPS: cloud.DefaultQPS, Burst: cloud.DefaultBurst}) {
 			t.Errorf("%s: %+v (present %v)", p, pc, ok)
 		}
 	}
 	if len(c.Providers) != 2 {
 		t.Errorf("providers: %v", c.Providers)
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(All...); err != nil {
 		t.Errorf("default config does not validate: %v", err)
 	}
 }
@@ -39,6 +41,7 @@ providers:
     caFile: /etc/ca.crt
     timeout: 3s
     rateLimit: {qps: 2.5, burst: 4}
+    dryRunRateLimit: {qps: 1, burst: 2}
   tencentcloud:
     enabled: false
     region: gz
@@ -50,14 +53,16 @@ providers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &Config{Providers: map[string]ProviderConfig{
-		ProviderAWS: {
+	want := &cloud.Config{Providers: map[string]cloud.ProviderConfig{
+		cloud.ProviderAWS: {
 			Enabled: true, Region: "us-east-1", Endpoint: "https://127.0.0.1:18443", CAFile: "/etc/ca.crt",
-			Timeout: 3 * time.Second, RateLimit: RateLimit{QPS: 2.5, Burst: 4},
+			Timeout: 3 * time.Second, RateLimit: cloud.RateLimit{QPS: 2.5, Burst: 4},
+			DryRunRateLimit: cloud.RateLimit{QPS: 1, Burst: 2},
 		},
-		ProviderTencentCloud: {
-			Enabled: false, Region: "ap-guangzhou", Timeout: DefaultTimeout,
-			RateLimit: RateLimit{QPS: DefaultQPS, Burst: DefaultBurst},
+		cloud.ProviderTencentCloud: {
+			Enabled: false, Region: "ap-guangzhou", Timeout: cloud.DefaultTimeout,
+			RateLimit:       cloud.RateLimit{QPS: cloud.DefaultQPS, Burst: cloud.DefaultBurst},
+			DryRunRateLimit: cloud.RateLimit{QPS: cloud.DefaultDryRunQPS, Burst: cloud.DefaultDryRunBurst},
 		},
 	}}
 	if !reflect.DeepEqual(c, want) {
@@ -70,11 +75,11 @@ func TestParseConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c.Providers[ProviderAWS]; ok {
+	if _, ok := c.Providers[cloud.ProviderAWS]; ok {
 		t.Errorf("aws is configured although the file has no aws block: %+v", c.Providers)
 	}
-	pc := c.Providers[ProviderTencentCloud]
-	if !pc.Enabled || pc.Timeout != DefaultTimeout || pc.RateLimit.QPS != DefaultQPS || pc.RateLimit.Burst != DefaultBurst {
+	pc := c.Providers[cloud.ProviderTencentCloud]
+	if !pc.Enabled || pc.Timeout != cloud.DefaultTimeout || pc.RateLimit.QPS != cloud.DefaultQPS || pc.RateLimit.Burst != cloud.DefaultBurst {
 		t.Errorf("tencentcloud: %+v", pc)
 	}
 
@@ -82,7 +87,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Providers[ProviderAWS].RateLimit; got != (RateLimit{QPS: 2.5, Burst: 3}) {
+	if got := c.Providers[cloud.ProviderAWS].RateLimit; got != (cloud.RateLimit{QPS: 2.5, Burst: 3}) {
 		t.Errorf("burst from qps: %+v", got)
 	}
 }
@@ -115,6 +120,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"negative qps", "providers:\n  aws:\n    rateLimit: {qps: -1, burst: 1}\n", "qps"},
 		{"zero qps", "providers:\n  aws:\n    rateLimit: {qps: 0, burst: 1}\n", "qps"},
 		{"negative burst", "providers:\n  aws:\n    rateLimit: {qps: 1, burst: -1}\n", "burst"},
+		{"zero dry-run qps", "providers:\n  aws:\n    dryRunRateLimit: {qps: 0, burst: 1}\n", "dryRunRateLimit.qps"},
+		{"negative dry-run burst", "providers:\n  aws:\n    dryRunRateLimit: {qps: 1, burst: -1}\n", "dryRunRateLimit.burst"},
 		{"bad aws region", "providers:\n  aws:\n    region: us-east-1a\n", "region"},
 		{"bad tencent region", "providers:\n  tencentcloud:\n    region: zz\n", "region"},
 		{"nothing enabled", "providers:\n  aws: {enabled: false}\n", "no provider is enabled"},
@@ -143,16 +150,46 @@ func TestLoadConfigMissingFile(t *testing.T) {
 
 func TestValidateBuiltInCode(t *testing.T) {
 	c := DefaultConfig()
-	pc := c.Providers[ProviderAWS]
+	pc := c.Providers[cloud.ProviderAWS]
 	pc.Timeout = -time.Second
-	c.Providers[ProviderAWS] = pc
-	c.Providers["azure"] = ProviderConfig{Enabled: true}
-	err := c.Validate()
+	c.Providers[cloud.ProviderAWS] = pc
+	c.Providers["azure"] = cloud.ProviderConfig{Enabled: true}
+	err := c.Validate(All...)
 	if err == nil || !strings.Contains(err.Error(), "aws.timeout") || !strings.Contains(err.Error(), "azure") {
 		t.Fatalf("got %v, want both the timeout and the unknown provider reported", err)
 	}
-	var nilConfig *Config
-	if nilConfig.Validate() == nil {
+	var nilConfig *cloud.Config
+	if nilConfig.Validate(All...) == nil {
 		t.Fatal("a nil config validated")
+	}
+}
+
+// The server checks what must outlast a cloud call (the lock's cooldown)
+// against the longest timeout of an enabled cloud.
+func TestLongestTimeout(t *testing.T) {
+	c, err := ParseConfig([]byte("providers:\n  aws: {timeout: 40s}\n  tencentcloud: {timeout: 2m, enabled: false}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.LongestTimeout(); got != 40*time.Second {
+		t.Errorf("LongestTimeout() = %s, want 40s (the disabled cloud's 2m does not count)", got)
+	}
+	if got := DefaultConfig().LongestTimeout(); got != cloud.DefaultTimeout {
+		t.Errorf("default LongestTimeout() = %s", got)
+	}
+	var nilConfig *cloud.Config
+	if nilConfig.LongestTimeout() != 0 {
+		t.Error("a nil config has a timeout")
+	}
+}
+
+// Without the clouds, ParseConfig checks only what every cloud shares;
+// the server always passes them.
+func TestParseConfigWithoutClouds(t *testing.T) {
+	if _, err := cloud.ParseConfig([]byte("providers:\n  someday: {region: anything}\n")); err != nil {
+		t.Errorf("shape-only parse refused: %v", err)
+	}
+	if _, err := cloud.ParseConfig([]byte("providers:\n  someday: {timeout: 0s}\n")); err == nil {
+		t.Error("a zero timeout passed the shared checks")
 	}
 }
