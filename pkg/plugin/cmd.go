@@ -324,13 +324,24 @@ stdin) unless --yes is given; a dry run changes nothing and does not ask.`, a.Sh
 A refusal that says when to come back (429 TooManyRequests, such as a
 disruption budget of the server's policy, or a 409 with Retry-After that is
 not the node's own lock) is retried then, up to --timeout per node.`
-	if a.Reboots {
+	switch a.Until {
+	case GoalRebooted:
 		s += `
 
 With --wait, each node is watched after the request until the machine has
 booted again (status.nodeInfo.bootID changed) and the node is Ready, up to
 --timeout per node; a node that does not come back stops the rollout
 (unless --continue-on-error).`
+	case GoalNotReady:
+		s += `
+
+With --wait, each node is watched after the request until it is NotReady
+(the machine is down), up to --timeout per node.`
+	case GoalReady:
+		s += `
+
+With --wait, each node is watched after the request until it is Ready, up
+to --timeout per node; a node that does not come back stops the rollout.`
 	}
 	if p := drainPolicyOf(a); p != drainNone || a.Name == "" {
 		s += `
@@ -390,7 +401,7 @@ func examples(display string, a Action) string {
 			fmt.Sprintf("  # Use --%s %s", p.Flag, p.Values[len(p.Values)-1]),
 			fmt.Sprintf("  %s 172.16.0.13 --%s %s", display, p.Flag, p.Values[len(p.Values)-1]))
 	}
-	if a.Reboots {
+	if a.Until == GoalRebooted {
 		lines = append(lines, "",
 			"  # One node pool, two nodes at a time, each waited for until it is back and Ready",
 			fmt.Sprintf("  %s -l pool=workers --wait --max-in-flight 2 --yes", display))
@@ -403,7 +414,7 @@ func examples(display string, a Action) string {
 			"  # A rolling maintenance of a pool, one node at a time, going on past failures",
 			fmt.Sprintf("  %s -l pool=workers --drain --continue-on-error --yes", display))
 	}
-	if a.Reboots {
+	if a.Until == GoalRebooted {
 		lines = append(lines, "",
 			"  # Chaos: 2 random nodes of the pool, 3 rounds 10 minutes apart; --seed replays the picks",
 			fmt.Sprintf("  %s -l pool=workers --random 2 --count 3 --interval 10m --seed 42 --wait", display))

@@ -160,9 +160,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"How long to wait for each node: for the server to accept the request (a refusal that says when to retry, such as a disruption budget's 429, is retried until then) and, with --wait, for the node to be back.")
 	fs.BoolVar(&o.ContinueOnError, "continue-on-error", o.ContinueOnError,
 		"With --wait or --drain, go on with the next nodes after one failed (by default the rollout stops at the first failure).")
-	if o.Action.Reboots {
-		fs.BoolVar(&o.Wait, "wait", o.Wait,
-			"After the request is accepted, wait until the node has booted again (its boot ID changed) and is Ready.")
+	if o.Action.Until != GoalNone {
+		fs.BoolVar(&o.Wait, "wait", o.Wait, o.Action.Until.waitHelp())
 	}
 	// The generic cloudnode ACTION command learns its action only from
 	// its argument: it has the flags, and Validate judges them.
@@ -218,7 +217,7 @@ func (o *Options) Complete(args []string) error {
 	}
 	// A drained node is uncordoned only once the machine is back, so a
 	// drained reboot is always waited for.
-	if o.Drain.Enabled && o.Action.Reboots && o.dryRun == DryRunNone {
+	if o.Drain.Enabled && drainPolicyOf(o.Action) == DrainUncordonWhenBack && o.Action.Until != GoalNone && o.dryRun == DryRunNone {
 		o.Wait = true
 	}
 	return nil
@@ -276,11 +275,11 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--timeout must be positive, got %s", o.Timeout)
 	}
 	if o.Wait {
-		if !o.Action.Reboots {
+		if o.Action.Until == GoalNone {
 			return fmt.Errorf("--wait is not supported for %s", o.Action.Name)
 		}
 		if o.dryRun != DryRunNone {
-			return errors.New("--wait cannot be used with --dry-run: nothing would restart")
+			return errors.New("--wait cannot be used with --dry-run: nothing would change")
 		}
 	}
 	if err := o.validateDrain(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -415,7 +416,7 @@ func (r *runner) one(ctx context.Context, t target, round int) outcome {
 		return oc
 	}
 	if r.Wait {
-		back, err := r.waitBack(ctx, t, before, round)
+		back, err := r.waitBack(ctx, t, before, answer, round)
 		if err != nil {
 			oc.err = err
 			if d != nil {
@@ -423,9 +424,18 @@ func (r *runner) one(ctx context.Context, t target, round int) outcome {
 			}
 			return oc
 		}
-		r.rep.event(Event{Type: EventBack, Node: t.Name, Round: round, Message: "new boot ID " + back.Status.NodeInfo.BootID + ", Ready"})
+		var line string
+		switch r.Action.Until {
+		case GoalNotReady:
+			line = fmt.Sprintf("%s is down: Ready=%s", resourceName(t.Name), stateOf(back, "").Ready)
+		case GoalReady:
+			line = fmt.Sprintf("%s is up: boot ID %s, Ready", resourceName(t.Name), back.Status.NodeInfo.BootID)
+		default:
+			line = fmt.Sprintf("%s is back: new boot ID %s, Ready", resourceName(t.Name), back.Status.NodeInfo.BootID)
+		}
+		r.rep.event(Event{Type: EventBack, Node: t.Name, Round: round, Message: line})
 		if r.Output == "" {
-			r.rep.outLine(fmt.Sprintf("%s is back: new boot ID %s, Ready", resourceName(t.Name), back.Status.NodeInfo.BootID))
+			r.rep.outLine(line)
 		}
 	}
 	if d != nil {
@@ -442,7 +452,7 @@ func (r *runner) one(ctx context.Context, t target, round int) outcome {
 }
 
 // waitBack is --wait for one node.
-func (r *runner) waitBack(ctx context.Context, t target, before *corev1.Node, round int) (*corev1.Node, error) {
+func (r *runner) waitBack(ctx context.Context, t target, before *corev1.Node, answer *infraopsv1.NodeAction, round int) (*corev1.Node, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	start := r.now()
@@ -451,13 +461,45 @@ func (r *runner) waitBack(ctx context.Context, t target, before *corev1.Node, ro
 		Name:         t.Name,
 		UID:          t.UID,
 		BootIDBefore: before.Status.NodeInfo.BootID,
+		ReadyBefore:  stateOf(before, "").Ready,
+		Goal:         r.Action.Until,
 		Progress: func(s bootState) {
-			r.rep.setStatus(t.Name, fmt.Sprintf("Waiting for %s to come back: %s (%s elapsed)", resourceName(t.Name), s, r.now().Sub(start).Round(time.Second)))
+			r.rep.setStatus(t.Name, fmt.Sprintf("Waiting for %s to %s: %s (%s elapsed)", resourceName(t.Name), r.Action.Until.progress(), s, r.now().Sub(start).Round(time.Second)))
 			r.rep.event(Event{Type: EventWaiting, Node: t.Name, Round: round, Message: s.String()})
 		},
 	}
 	defer r.rep.clearStatus(t.Name)
+	// The server's status.lastAction says when the action is done, on
+	// the same watch as the node's state, once it holds this answer's
+	// record; an older server's view has none, and the core Node is
+	// watched as before.
+	if r.hasRecord(ctx, t.Name, answer) {
+		w.View, w.Answer = viewNodes{c: r.group}, answer
+	}
 	return w.wait(ctx)
+}
+
+// hasRecord reports whether the view shows the answer's lastAction. The
+// server writes it before answering; its cache has it a moment later, so
+// a few reads are allowed. A view without the field (an older server),
+// or that cannot be read, says no.
+func (r *runner) hasRecord(ctx context.Context, node string, answer *infraopsv1.NodeAction) bool {
+	for i := 0; i < 10; i++ {
+		v, err := r.group.get(ctx, node)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return false
+		}
+		// NotFound: the view's cache has not seen a new Node yet.
+		if la := v.Status.LastAction; err == nil && la != nil && la.Action == answer.Action && la.CloudRequestID == answer.CloudRequestID {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return false
 }
 
 // restore uncordons a node this run cordoned, unless --keep-cordoned,

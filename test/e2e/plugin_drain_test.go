@@ -54,6 +54,7 @@ func TestPluginDrain(t *testing.T) {
 	k := newPluginKubectl(t)
 	t.Run("EvictsRestartsWaitsUncordons", k.testDrainEvicts)
 	t.Run("PDBThatAllowsNoneTimesOut", k.testDrainTimeout)
+	t.Run("StopStaysCordoned", k.testDrainStop)
 	t.Run("InterruptUncordons", k.testDrainInterrupt)
 	t.Run("MissingPermission", k.testDrainMissingPermission)
 	t.Run("RandomWithSeed", k.testRandomWithSeed)
@@ -209,6 +210,49 @@ func (k *pluginKubectl) testDrainTimeout(t *testing.T) {
 	p, err := env.kube.CoreV1().Pods(ns).Get(t.Context(), "web", metav1.GetOptions{})
 	if err != nil || p.DeletionTimestamp != nil {
 		t.Errorf("the protected pod: %v, deletionTimestamp %v", err, p.DeletionTimestamp)
+	}
+}
+
+// A drained stop: the pods are evicted, the machine stopped, and the node
+// stays cordoned, since the machine is down.
+func (k *pluginKubectl) testDrainStop(t *testing.T) {
+	m := newMachine(t, cloud.ProviderAWS, nil)
+	ns := drainNamespace(t)
+	newWorkload(t, ns, m.node).pdb(t, "web", 1)
+	playKubelets(t, m)
+
+	r := k.run(t, "", "cloudnode", "stop", m.node, "--drain", "--wait")
+	r.ok(t)
+	stops := 0
+	for _, c := range cloudCalls(t, m) {
+		if c.Action == "StopInstances" && !c.DryRun && c.Error == "" {
+			stops++
+		}
+	}
+	if stops != 1 || reboots(t, m) != 0 {
+		t.Fatalf("%d stops and %d reboots, want one stop", stops, reboots(t, m))
+	}
+	name := "node.infraops.michael.io/" + m.node
+	last := -1
+	for _, want := range []string{name + " cordoned\n", "pod " + ns + "/web evicted\n", name + " drained\n", name + " stop requested", name + " is down: Ready="} {
+		i := strings.Index(r.stdout, want)
+		if i < 0 || i < last {
+			t.Fatalf("stdout lacks %q after the lines before it:\n%s", want, r.stdout)
+		}
+		last = i
+	}
+	if !strings.Contains(r.stderr, name+" left cordoned: the machine is down after the stop") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+	n, err := env.kube.CoreV1().Nodes().Get(t.Context(), m.node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.Spec.Unschedulable {
+		t.Error("the stopped node was uncordoned")
+	}
+	if pods := podsOn(t, m.node); !slices.Equal(pods, []string{ns + "/agent"}) {
+		t.Errorf("pods on the stopped node: %q", pods)
 	}
 }
 

@@ -86,17 +86,25 @@ type Instance struct {
 
 // Call is one API request the fake received.
 type Call struct {
-	Provider    string    `json:"provider"`
-	Action      string    `json:"action"`
-	Region      string    `json:"region"`
-	InstanceIDs []string  `json:"instanceIds"`
-	StopType    string    `json:"stopType,omitempty"`
+	Provider    string   `json:"provider"`
+	Action      string   `json:"action"`
+	Region      string   `json:"region"`
+	InstanceIDs []string `json:"instanceIds"`
+	StopType    string   `json:"stopType,omitempty"`
+	// Force is EC2 StopInstances' Force (a hard stop).
+	Force bool `json:"force,omitempty"`
+	// StoppedMode is CVM StopInstances' StoppedMode (KEEP_CHARGING,
+	// STOP_CHARGING), as sent.
+	StoppedMode string    `json:"stoppedMode,omitempty"`
 	DryRun      bool      `json:"dryRun,omitempty"`
 	AccessKeyID string    `json:"accessKeyId"`
 	RequestID   string    `json:"requestId"`
 	Time        time.Time `json:"time"`
 	// Error is the error code answered, "" for success.
 	Error string `json:"error,omitempty"`
+
+	// changes are an EC2 stop's or start's state changes, for its answer.
+	changes []instanceStateChange
 }
 
 // Options configure a fake.
