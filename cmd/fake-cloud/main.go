@@ -1,12 +1,18 @@
-// Command fake-cloud serves the wire-level EC2 and CVM fakes of
-// pkg/cloud/fakecloud over TLS, for the local demo and end-to-end tests.
+// Command fake-cloud serves the wire-level EC2, CVM and Compute Engine
+// fakes of pkg/cloud/fakecloud over TLS, for the local demo and end-to-end
+// tests.
 //
 //	fake-cloud --ec2-listen 127.0.0.1:0 --cvm-listen 127.0.0.1:0 \
+//	  --gce-listen 127.0.0.1:0 --gce-key-file sa.json \
 //	  --tls-cert-file tls.crt --tls-private-key-file tls.key --instances instances.yaml
 //
-// The first line on stdout is "ec2=https://HOST:PORT cvm=https://HOST:PORT",
-// written once both listen, so a harness can start it on port 0 and read
-// the ports. Every API call is logged on stderr in one line.
+// The first line on stdout is "ec2=https://HOST:PORT cvm=https://HOST:PORT
+// gce=https://HOST:PORT" (the endpoints served), written once all listen,
+// so a harness can start it on port 0 and read the ports. With
+// --gce-listen, the --gce-key-file is written before that line: a fresh
+// service-account key whose token_uri is the fake's token endpoint, the
+// only key the fake trusts, for GOOGLE_APPLICATION_CREDENTIALS. Every API
+// call is logged on stderr in one line.
 //
 // With --kubeconfig it also plays the kubelets of its machines (package
 // fakecloud/kubelet): when it reboots, stops or starts an instance, the
@@ -34,6 +40,7 @@ import (
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 )
 
@@ -51,6 +58,7 @@ func main() {
 
 type options struct {
 	ec2Listen, cvmListen  string
+	gceListen, gceKeyFile string
 	certFile, keyFile     string
 	instancesFile         string
 	awsKeyID, awsSecret   string
@@ -70,6 +78,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.ec2Listen, "ec2-listen", "", "address of the fake EC2 endpoint, e.g. 127.0.0.1:0 (empty: not served)")
 	fs.StringVar(&o.cvmListen, "cvm-listen", "", "address of the fake CVM endpoint, e.g. 127.0.0.1:0 (empty: not served)")
+	fs.StringVar(&o.gceListen, "gce-listen", "", "address of the fake Compute Engine endpoint and its OAuth2 token endpoint, e.g. 127.0.0.1:0 (empty: not served)")
+	fs.StringVar(&o.gceKeyFile, "gce-key-file", "", "with --gce-listen: write a new service-account key file here whose token_uri is the fake's; the fake trusts only that key")
 	fs.StringVar(&o.certFile, "tls-cert-file", "", "PEM certificate served by both endpoints (required)")
 	fs.StringVar(&o.keyFile, "tls-private-key-file", "", "PEM private key of --tls-cert-file (required)")
 	fs.StringVar(&o.instancesFile, "instances", "", "YAML file: instances: [{provider, region, id, state}] (required)")
@@ -85,8 +95,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case o.ec2Listen == "" && o.cvmListen == "":
-		return o, errors.New("--ec2-listen or --cvm-listen is required")
+	case o.ec2Listen == "" && o.cvmListen == "" && o.gceListen == "":
+		return o, errors.New("--ec2-listen, --cvm-listen or --gce-listen is required")
+	case (o.gceListen == "") != (o.gceKeyFile == ""):
+		return o, errors.New("--gce-listen and --gce-key-file go together")
 	case o.certFile == "" || o.keyFile == "":
 		return o, errors.New("--tls-cert-file and --tls-private-key-file are required: the fakes only speak TLS, like the clouds")
 	case o.instancesFile == "":
@@ -101,22 +113,24 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-func loadInstances(path string) (aws, tc []fakecloud.Instance, err error) {
+// loadInstances reads the instances file, by provider.
+func loadInstances(path string) (map[string][]fakecloud.Instance, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var f instancesFile
 	if err := yaml.UnmarshalStrict(data, &f); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	out := map[string][]fakecloud.Instance{}
 	seen := map[string]bool{}
 	for i, in := range f.Instances {
-		if in.ID == "" || in.Region == "" {
-			return nil, nil, fmt.Errorf("%s: instance %d needs an id and a region", path, i)
+		if in.ID == "" || (in.Region == "" && in.Provider != gce.Name) {
+			return nil, fmt.Errorf("%s: instance %d needs an id and a region", path, i)
 		}
 		if seen[in.ID] {
-			return nil, nil, fmt.Errorf("%s: instance %s listed twice", path, in.ID)
+			return nil, fmt.Errorf("%s: instance %s listed twice", path, in.ID)
 		}
 		seen[in.ID] = true
 		// Check IDs with the server's own parser, so that the demo cannot
@@ -125,19 +139,32 @@ func loadInstances(path string) (aws, tc []fakecloud.Instance, err error) {
 		switch in.Provider {
 		case cloud.ProviderAWS:
 			pid = "aws:////" + in.ID
-			aws = append(aws, in)
 		case cloud.ProviderTencentCloud:
 			pid = "tencentcloud:////" + in.ID
-			tc = append(tc, in)
+		case gce.Name:
+			// A GCE instance is placed by project and zone.
+			pid = "gce://" + in.Project + "/" + in.Zone + "/" + in.ID
 		default:
-			return nil, nil, fmt.Errorf("%s: instance %s: provider %q is not aws or tencentcloud", path, in.ID, in.Provider)
+			return nil, fmt.Errorf("%s: instance %s: provider %q is not aws, tencentcloud or gce", path, in.ID, in.Provider)
 		}
-		if _, err := providers.Resolve(pid, nil, func(string) string { return in.Region }); err != nil {
-			return nil, nil, fmt.Errorf("%s: instance %s: %w", path, in.ID, err)
+		inst, err := providers.Resolve(pid, nil, func(string) string { return in.Region })
+		if err != nil {
+			return nil, fmt.Errorf("%s: instance %s: %w", path, in.ID, err)
 		}
+		if in.Region != "" && in.Region != inst.Region {
+			return nil, fmt.Errorf("%s: instance %s: region %s is not zone %s's (%s)", path, in.ID, in.Region, in.Zone, inst.Region)
+		}
+		out[in.Provider] = append(out[in.Provider], in)
 	}
-	return aws, tc, nil
+	return out, nil
 }
+
+// The service account of the --gce-key-file: the fake makes its key, so
+// nothing about it is secret.
+const (
+	gceServiceAccount = "k8s-cloud-node-manager@fake-project.iam.gserviceaccount.com"
+	gceKeyProject     = "fake-project"
+)
 
 func secrets(id, secret string) map[string]string {
 	if id == "" {
@@ -155,7 +182,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	awsInstances, tcInstances, err := loadInstances(o.instancesFile)
+	instances, err := loadInstances(o.instancesFile)
 	if err != nil {
 		return err
 	}
@@ -171,6 +198,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		if c.DryRun {
 			extra += " dryRun=true"
+		}
+		if c.Project != "" {
+			extra += " project=" + c.Project + " zone=" + c.Zone
+		}
+		if c.ClientRequestID != "" {
+			extra += " requestId=" + c.ClientRequestID
+		}
+		if c.Replay {
+			extra += " replay=true"
+		}
+		if c.NoGracefulShutdown {
+			extra += " noGracefulShutdown=true"
+		}
+		if len(c.Permissions) > 0 {
+			extra += " permissions=" + strings.Join(c.Permissions, ",")
 		}
 		logger.Printf("%s %s region=%s instances=%s%s key=%s request=%s -> %s",
 			c.Provider, c.Action, c.Region, strings.Join(c.InstanceIDs, ","), extra, c.AccessKeyID, c.RequestID, outcome)
@@ -189,17 +231,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name string
 		addr string
 		h    http.Handler
+		// listening, if set, runs once the endpoint's URL is known.
+		listening func(url string) error
 	}
 	var eps []endpoint
 	if o.ec2Listen != "" {
-		eps = append(eps, endpoint{"ec2", o.ec2Listen, fakecloud.NewEC2(fakecloud.Options{
-			Instances: awsInstances, Secrets: secrets(o.awsKeyID, o.awsSecret), OnCall: onCall,
+		eps = append(eps, endpoint{name: "ec2", addr: o.ec2Listen, h: fakecloud.NewEC2(fakecloud.Options{
+			Instances: instances[cloud.ProviderAWS], Secrets: secrets(o.awsKeyID, o.awsSecret), OnCall: onCall,
 		})})
 	}
 	if o.cvmListen != "" {
-		eps = append(eps, endpoint{"cvm", o.cvmListen, fakecloud.NewCVM(fakecloud.Options{
-			Instances: tcInstances, Secrets: secrets(o.tencentID, o.tencentKey), OnCall: onCall,
+		eps = append(eps, endpoint{name: "cvm", addr: o.cvmListen, h: fakecloud.NewCVM(fakecloud.Options{
+			Instances: instances[cloud.ProviderTencentCloud], Secrets: secrets(o.tencentID, o.tencentKey), OnCall: onCall,
 		})})
+	}
+	if o.gceListen != "" {
+		sa, err := fakecloud.NewServiceAccount(gceServiceAccount)
+		if err != nil {
+			return err
+		}
+		eps = append(eps, endpoint{
+			name: "gce", addr: o.gceListen,
+			h: fakecloud.NewGCE(fakecloud.Options{Instances: instances[gce.Name], OnCall: onCall}, sa),
+			listening: func(url string) error {
+				// The token_uri must be this listener's: only now is the
+				// port known.
+				return sa.WriteKeyFile(o.gceKeyFile, gceKeyProject, url+fakecloud.TokenPath)
+			},
+		})
 	}
 
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -222,13 +281,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			ErrorLog:          logger,
 		}
 		servers = append(servers, srv)
-		urls = append(urls, ep.name+"=https://"+ln.Addr().String())
+		u := "https://" + ln.Addr().String()
+		urls = append(urls, ep.name+"="+u)
+		if ep.listening != nil {
+			if err := ep.listening(u); err != nil {
+				for _, s := range servers {
+					_ = s.Close()
+				}
+				_ = ln.Close()
+				return fmt.Errorf("%s: %w", ep.name, err)
+			}
+		}
 		go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	}
 	if _, err := fmt.Fprintln(stdout, strings.Join(urls, " ")); err != nil {
 		return err
 	}
-	logger.Printf("serving %s (%d aws and %d tencentcloud instances)", strings.Join(urls, " "), len(awsInstances), len(tcInstances))
+	logger.Printf("serving %s (%d aws, %d tencentcloud and %d gce instances)", strings.Join(urls, " "),
+		len(instances[cloud.ProviderAWS]), len(instances[cloud.ProviderTencentCloud]), len(instances[gce.Name]))
 
 	select {
 	case <-ctx.Done():

@@ -25,6 +25,7 @@ import (
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
 )
 
@@ -66,6 +67,7 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 const instancesYAML = `instances:
 - {provider: aws, region: us-east-1, id: i-0123456789abcdef0, state: running}
 - {provider: tencentcloud, region: ap-guangzhou, id: ins-abcd1234}
+- {provider: gce, project: my-project-1, zone: us-central1-a, id: gke-pool-1-abcd}
 `
 
 // syncBuffer is a log sink read by the test while run writes to it.
@@ -87,7 +89,7 @@ func (s *syncBuffer) String() string {
 }
 
 // TestRunWithRealDrivers starts the command on port 0, reads its address
-// line, and drives both fakes through the production drivers with
+// line, and drives the three fakes through the production drivers with
 // signature checking on.
 func TestRunWithRealDrivers(t *testing.T) {
 	dir := t.TempDir()
@@ -100,9 +102,11 @@ func TestRunWithRealDrivers(t *testing.T) {
 	pr, pw := io.Pipe()
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
+	gceKeyFile := filepath.Join(dir, "gce-sa.json")
 	go func() {
 		done <- run(ctx, []string{
 			"--ec2-listen", "127.0.0.1:0", "--cvm-listen", "127.0.0.1:0",
+			"--gce-listen", "127.0.0.1:0", "--gce-key-file", gceKeyFile,
 			"--tls-cert-file", certFile, "--tls-private-key-file", keyFile, "--instances", instances,
 			"--aws-access-key-id", "AKIDE2E", "--aws-secret-access-key", "aws-secret",
 			"--tencent-secret-id", "AKIDTC", "--tencent-secret-key", "tc-secret",
@@ -126,7 +130,8 @@ func TestRunWithRealDrivers(t *testing.T) {
 		k, v, _ := strings.Cut(f, "=")
 		urls[k] = v
 	}
-	if !strings.HasPrefix(urls["ec2"], "https://127.0.0.1:") || !strings.HasPrefix(urls["cvm"], "https://127.0.0.1:") || urls["ec2"] == urls["cvm"] {
+	if !strings.HasPrefix(urls["ec2"], "https://127.0.0.1:") || !strings.HasPrefix(urls["cvm"], "https://127.0.0.1:") || urls["ec2"] == urls["cvm"] ||
+		!strings.HasPrefix(urls["gce"], "https://127.0.0.1:") {
 		t.Fatalf("address line %q", line)
 	}
 
@@ -140,6 +145,8 @@ func TestRunWithRealDrivers(t *testing.T) {
 		"AWS_PROFILE": "", "AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_EC2": "", "AWS_CA_BUNDLE": "",
 		"TENCENTCLOUD_SECRET_ID": "AKIDTC", "TENCENTCLOUD_SECRET_KEY": "tc-secret",
 		"TENCENTCLOUD_CREDENTIALS_FILE": empty, "TKE_ROLE_ARN": "", "HOME": dir,
+		// The key file the fake wrote (token_uri: its own), through ADC.
+		"GOOGLE_APPLICATION_CREDENTIALS": gceKeyFile, "CLOUDSDK_CONFIG": dir,
 	} {
 		t.Setenv(k, v)
 	}
@@ -157,6 +164,18 @@ func TestRunWithRealDrivers(t *testing.T) {
 	}
 	if _, err := td.Reboot(bg, cloud.Instance{Provider: "tencentcloud", ID: "ins-abcd1234", Region: "ap-guangzhou"}, cloud.RebootOptions{Mode: cloud.RebootHard}); err != nil {
 		t.Fatalf("tencentcloud: %v", err)
+	}
+
+	gd, err := gce.New(bg, cloud.ProviderConfig{Enabled: true, Endpoint: urls["gce"], CAFile: certFile, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, err := gce.Provider.Resolve("gce://my-project-1/us-central1-a/gke-pool-1-abcd", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := gd.Reboot(bg, gi, cloud.RebootOptions{}); err != nil || res.Mode != cloud.ModeHard {
+		t.Fatalf("gce: %+v %v", res, err)
 	}
 
 	// The admin endpoint answers another process without a signature.
@@ -181,6 +200,7 @@ func TestRunWithRealDrivers(t *testing.T) {
 	for _, want := range []string{
 		"aws RebootInstances region=us-east-1 instances=i-0123456789abcdef0 key=AKIDE2E",
 		"tencentcloud RebootInstances region=ap-guangzhou instances=ins-abcd1234 stopType=HARD key=AKIDTC",
+		"gce compute.instances.reset region=us-central1 instances=gke-pool-1-abcd project=my-project-1 zone=us-central1-a requestId=",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
@@ -196,6 +216,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		"no instances":   {"--ec2-listen", ":0", "--tls-cert-file", "c", "--tls-private-key-file", "k"},
 		"half aws":       append([]string{"--ec2-listen", ":0", "--aws-access-key-id", "A"}, base...),
 		"half tencent":   append([]string{"--cvm-listen", ":0", "--tencent-secret-key", "K"}, base...),
+		"gce no key":     append([]string{"--gce-listen", ":0"}, base...),
+		"key no gce":     append([]string{"--ec2-listen", ":0", "--gce-key-file", "k.json"}, base...),
 		"unknown flag":   append([]string{"--ec2-listen", ":0", "--region", "x"}, base...),
 		"stray argument": append([]string{"--ec2-listen", ":0", "extra"}, base...),
 		"negative delay": append([]string{"--ec2-listen", ":0", "--kubeconfig", "kc", "--kubelet-delay", "-1s"}, base...),
@@ -212,18 +234,21 @@ func TestParseFlagsErrors(t *testing.T) {
 func TestLoadInstancesErrors(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"unknown provider": "instances: [{provider: gce, region: r, id: n}]\n",
+		"unknown provider": "instances: [{provider: azure, region: r, id: n}]\n",
+		"gce without zone": "instances: [{provider: gce, project: my-project-1, id: vm-1}]\n",
+		"bad gce name":     "instances: [{provider: gce, project: my-project-1, zone: us-central1-a, id: VM}]\n",
+		"gce wrong region": "instances: [{provider: gce, project: my-project-1, zone: us-central1-a, region: us-east1, id: vm-1}]\n",
 		"bad aws id":       "instances: [{provider: aws, region: us-east-1, id: i-xyz}]\n",
 		"bad cvm id":       "instances: [{provider: tencentcloud, region: ap-guangzhou, id: ins-1}]\n",
 		"no region":        "instances: [{provider: aws, id: i-0123456789abcdef0}]\n",
 		"duplicate":        "instances: [{provider: aws, region: r, id: i-01234567}, {provider: aws, region: r, id: i-01234567}]\n",
-		"unknown field":    "instances: [{provider: aws, region: r, id: i-01234567, zone: z}]\n",
+		"unknown field":    "instances: [{provider: aws, region: r, id: i-01234567, flavor: z}]\n",
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := loadInstances(path); err == nil {
+		if _, err := loadInstances(path); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -231,8 +256,9 @@ func TestLoadInstancesErrors(t *testing.T) {
 	if err := os.WriteFile(path, []byte(instancesYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a, c, err := loadInstances(path)
-	if err != nil || len(a) != 1 || len(c) != 1 || a[0].State != "running" || c[0].ID != "ins-abcd1234" {
-		t.Fatalf("got %+v %+v %v", a, c, err)
+	got, err := loadInstances(path)
+	a, c, g := got[cloud.ProviderAWS], got[cloud.ProviderTencentCloud], got[gce.Name]
+	if err != nil || len(a) != 1 || len(c) != 1 || len(g) != 1 || a[0].State != "running" || c[0].ID != "ins-abcd1234" || g[0].Zone != "us-central1-a" {
+		t.Fatalf("got %+v %v", got, err)
 	}
 }

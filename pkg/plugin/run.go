@@ -405,7 +405,7 @@ func (r *runner) one(ctx context.Context, t target, round int) outcome {
 	r.rep.event(Event{Type: EventRequested, Node: t.Name, Round: round, NodeAction: answer})
 	switch r.Output {
 	case "":
-		r.rep.outLine(acceptedLine(answer, r.Action.defaultParam("mode")))
+		r.rep.outLine(acceptedLine(answer))
 	case OutputName:
 		r.rep.outLine(resourceName(t.Name))
 	}

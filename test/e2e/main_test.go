@@ -28,6 +28,7 @@ import (
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 	"github.com/michael/k8s-cloud-node-manager/test/e2e/cluster"
 )
@@ -171,6 +172,10 @@ func newNamedMachine(t *testing.T, provider, name string, labels map[string]stri
 		m.instanceID, m.region = fmt.Sprintf("ins-e2e%05d", n), "ap-guangzhou"
 		providerID = "qcloud:///100003/" + m.instanceID
 		l["topology.kubernetes.io/region"] = "gz"
+	case gce.Name:
+		m.instanceID, m.region = fmt.Sprintf("e2e-vm-%d", n), "europe-west4"
+		providerID = "gce://" + gceE2EProject + "/" + gceE2EZone + "/" + m.instanceID
+		l["topology.kubernetes.io/region"] = "europe-west4"
 	default:
 		t.Fatalf("unknown provider %q", provider)
 	}
@@ -182,7 +187,11 @@ func newNamedMachine(t *testing.T, provider, name string, labels map[string]stri
 	if name != "" {
 		m.node = name
 	}
-	fakePost(t, provider, "/_fake/instances", map[string]string{"id": m.instanceID, "region": m.region})
+	instance := map[string]string{"id": m.instanceID, "region": m.region}
+	if provider == gce.Name {
+		instance["project"], instance["zone"] = gceE2EProject, gceE2EZone
+	}
+	fakePost(t, provider, "/_fake/instances", instance)
 	ctx := context.Background()
 	if _, err := env.cluster.CreateNode(ctx, m.node, providerID, l); err != nil {
 		t.Fatal(err)
@@ -194,9 +203,20 @@ func newNamedMachine(t *testing.T, provider, name string, labels map[string]stri
 	return m
 }
 
+// Where the e2e GCE machines are.
+const (
+	gceE2EProject = "e2e-project-1"
+	gceE2EZone    = "europe-west4-b"
+)
+
+var deleteNow = metav1.DeleteOptions{}
+
 func fakeURL(provider string) string {
-	if provider == cloud.ProviderAWS {
+	switch provider {
+	case cloud.ProviderAWS:
 		return env.product.EC2URL
+	case gce.Name:
+		return env.product.GCEURL
 	}
 	return env.product.CVMURL
 }
@@ -242,7 +262,7 @@ func reboots(t *testing.T, m machine) int {
 	t.Helper()
 	n := 0
 	for _, c := range cloudCalls(t, m) {
-		if c.Action == "RebootInstances" && !c.DryRun && c.Error == "" {
+		if (c.Action == "RebootInstances" || c.Action == fakecloud.GCEMethodReset) && !c.DryRun && !c.Replay && c.Error == "" {
 			n++
 		}
 	}

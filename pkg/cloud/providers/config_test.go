@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 )
 
 func TestLoadConfigEmptyPath(t *testing.T) {
@@ -16,14 +17,14 @@ func TestLoadConfigEmptyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud} {
+	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, gce.Name} {
 		pc, ok := c.Providers[p]
 		if !ok || !pc.Enabled || pc.Region != "" || pc.Timeout != cloud.DefaultTimeout ||
 			pc.RateLimit != (cloud.RateLimit{QPS: cloud.DefaultQPS, Burst: cloud.DefaultBurst}) {
 			t.Errorf("%s: %+v (present %v)", p, pc, ok)
 		}
 	}
-	if len(c.Providers) != 2 {
+	if len(c.Providers) != 3 {
 		t.Errorf("providers: %v", c.Providers)
 	}
 	if err := c.Validate(All...); err != nil {
@@ -96,7 +97,7 @@ func TestParseConfigErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, mention string
 	}{
-		{"unknown provider", "providers:\n  gce: {}\n", "unknown provider"},
+		{"unknown provider", "providers:\n  azure: {}\n", "unknown provider"},
 		{"upper-case provider", "providers:\n  AWS: {}\n", "unknown provider"},
 		{"unknown field", "providers:\n  aws:\n    regoin: us-east-1\n", "unknown field"},
 		{"credentials", "providers:\n  aws:\n    secretAccessKey: abc\n", "credentials never go"},

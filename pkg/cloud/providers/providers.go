@@ -19,6 +19,7 @@ import (
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
 )
 
@@ -26,6 +27,7 @@ import (
 var All = []cloud.Provider{
 	aws.Provider,
 	tencentcloud.Provider,
+	gce.Provider,
 }
 
 // bySchemeOf indexes clouds by providerID scheme, and checks the table:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
 )
 
@@ -35,6 +36,7 @@ func TestResolveValid(t *testing.T) {
 		{"tencentcloud:///ap-guangzhou-3/ins-abcd1234", cloud.Instance{Provider: cloud.ProviderTencentCloud, Zone: "ap-guangzhou-3", ID: "ins-abcd1234", Region: "r"}},
 		{"tencentcloud:///100003/ins-abcd1234", cloud.Instance{Provider: cloud.ProviderTencentCloud, Zone: "100003", ID: "ins-abcd1234", Region: "r"}},
 		{"tencentcloud:///ap-shenzhen-fsi-1/ins-00000000", cloud.Instance{Provider: cloud.ProviderTencentCloud, Zone: "ap-shenzhen-fsi-1", ID: "ins-00000000", Region: "r"}},
+		{"gce://my-project/us-central1-a/gke-pool-1-abcd", cloud.Instance{Provider: gce.Name, Project: "my-project", Zone: "us-central1-a", ID: "gke-pool-1-abcd", Region: "us-central1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -57,6 +59,8 @@ func regionOf(provider string) string {
 		return "us-east-1"
 	case cloud.ProviderTencentCloud:
 		return "ap-guangzhou"
+	case gce.Name:
+		return "us-central1"
 	}
 	return ""
 }
@@ -112,11 +116,13 @@ func TestResolveInvalid(t *testing.T) {
 		{"tencent extra", "tencentcloud:///ap-guangzhou-3/x/ins-3ven36lk", false, "two path segments"},
 		{"fargate", "aws:///us-east-1a/0123456789abcdef0123456789abcdef/fargate-ip-10-0-1-2.ec2.internal", true, "Fargate"},
 		{"fargate no zone", "aws:////0123456789abcdef/fargate-ip-10-0-1-2.ec2.internal", true, "Fargate"},
-		{"gce", "gce://my-project/us-central1-a/my-node", true, "not supported"},
+		{"gce no project", "gce:///us-central1-a/my-node", false, "project"},
+		{"gce region for a zone", "gce://my-project/us-central1/my-node", false, "zone"},
 		{"azure", "azure:///subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/z", true, "not supported"},
 		{"kind", "kind://docker/kind/kind-worker", true, "not supported"},
 		{"openstack", "openstack:///a3b9c1e2", true, "not supported"},
-		{"upper unsupported", "GCE://p/z/n", true, "not supported"},
+		{"upper unsupported", "KIND://docker/kind/kind-worker", true, "not supported"},
+		{"upper gce", "GCE://my-project/us-central1-a/my-node", false, "lower case"},
 		{"no instance", "aws:///us-east-1a/", false, "EC2 instance ID"},
 	}
 	for _, tt := range tests {
@@ -198,7 +204,7 @@ func TestTable(t *testing.T) {
 	if aws.Name != cloud.ProviderAWS || tencentcloud.Name != cloud.ProviderTencentCloud {
 		t.Errorf("cloud.ProviderAWS/ProviderTencentCloud disagree with the packages: %q, %q", aws.Name, tencentcloud.Name)
 	}
-	if _, ok := Lookup("gce"); ok {
+	if _, ok := Lookup("azure"); ok {
 		t.Error("Lookup found a cloud that is not in the table")
 	}
 	if got := Schemes(); !slices.IsSorted(got) || !slices.Contains(got, "qcloud") || !slices.Contains(got, "aws") {
@@ -221,6 +227,8 @@ func FuzzResolve(f *testing.F) {
 		"tencentcloud:///ap-guangzhou-3/ins-abcd1234",
 		"aws:///us-east-1a/0123abcd/fargate-ip-10-0-1-2.ec2.internal",
 		"gce://p/z/n",
+		"gce://my-project/us-central1-a/gke-pool-1-abcd",
+		"gce://example.com:my-project/europe-west4-b/vm",
 		"AWS:///us-east-1a/i-0123456789abcdef0",
 		"aws://host/z/i-01234567",
 		"",
@@ -256,7 +264,9 @@ func FuzzResolve(f *testing.F) {
 		if !slices.Contains(p.Schemes(), scheme) {
 			t.Fatalf("Resolve(%q) gave %s, which does not own scheme %q", s, inst.Provider, scheme)
 		}
-		if inst.ID == "" || inst.Region == "" || strings.ContainsAny(inst.ID+inst.Zone+inst.Region+inst.Project, "/ :?#") {
+		// A GCE project may be domain-scoped (example.com:my-project), the
+		// one place a colon belongs.
+		if inst.ID == "" || inst.Region == "" || strings.ContainsAny(inst.ID+inst.Zone+inst.Region, "/ :?#") || strings.ContainsAny(inst.Project, "/ ?#") {
 			t.Fatalf("Resolve(%q) = %+v: unsafe or missing fields", s, inst)
 		}
 		if !strings.Contains(s, inst.ID) {

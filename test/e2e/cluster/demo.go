@@ -377,6 +377,17 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`"mode":"hard"`, `"region":"ap-guangzhou"`},
 		},
 		{
+			Comment: "refused (422): Compute Engine has no soft reboot, and the answer names the mode it has",
+			Command: raw(DemoNodeGKE, b.soft),
+			Fails:   true,
+			Want:    []string{`is invalid`, `hard`},
+		},
+		{
+			Comment: "GCE Instances.Reset: no mode asked, so the cloud's own reboot, and the answer says it was a hard reset",
+			Command: "kubectl restart " + DemoNodeGKE + " --reason demo -o yaml",
+			Want:    []string{`mode: hard`, `provider: gce`, `instanceID: ` + regexp.QuoteMeta(DemoNodeGKE)},
+		},
+		{
 			Comment: "refused (422): an EKS Fargate pod has no machine to reboot",
 			Command: raw(DemoNodeFargate, b.soft),
 			Fails:   true,

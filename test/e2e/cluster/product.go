@@ -22,6 +22,9 @@ type FakeInstance struct {
 	Provider string `json:"provider"`
 	Region   string `json:"region"`
 	ID       string `json:"id"`
+	// Project and Zone place a GCE instance.
+	Project string `json:"project,omitempty"`
+	Zone    string `json:"zone,omitempty"`
 	// State is the fake's initial state for the machine; empty leaves the
 	// fake's default.
 	State string `json:"state,omitempty"`
@@ -41,6 +44,9 @@ type NodeSpec struct {
 const (
 	DemoEC2InstanceID = "i-0123456789abcdef0"
 	DemoCVMInstanceID = "ins-abcd1234"
+	// DemoGCEProject and DemoGCEZone place the GKE node's VM.
+	DemoGCEProject = "demo-project-1"
+	DemoGCEZone    = "us-central1-a"
 )
 
 // Demo node names, one per kind of providerID the server must handle.
@@ -49,6 +55,8 @@ const (
 	DemoNodeTKE        = "172.16.0.12"
 	DemoNodeFargate    = "fargate-ip-10-0-2-45.ec2.internal"
 	DemoNodeNoProvider = "bare-metal-1"
+	// DemoNodeGKE is also its VM's name, as on GKE.
+	DemoNodeGKE = "gke-demo-default-pool-1a2b3c4d-x1y2"
 )
 
 // DemoInstances are the machines of the demo nodes.
@@ -56,12 +64,13 @@ func DemoInstances() []FakeInstance {
 	return []FakeInstance{
 		{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceID, State: "running"},
 		{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceID},
+		{Provider: "gce", Region: "us-central1", Project: DemoGCEProject, Zone: DemoGCEZone, ID: DemoNodeGKE},
 	}
 }
 
 // DemoNodes are an EKS node, a TKE node (with TKE's short region alias),
-// an EKS Fargate node (not a machine we can reboot) and a node without a
-// providerID.
+// a GKE node, an EKS Fargate node (not a machine we can reboot) and a node
+// without a providerID.
 func DemoNodes() []NodeSpec {
 	return []NodeSpec{
 		{
@@ -86,6 +95,18 @@ func DemoNodes() []NodeSpec {
 			},
 			Ready:  true,
 			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0002",
+		},
+		{
+			Name:       DemoNodeGKE,
+			ProviderID: "gce://" + DemoGCEProject + "/" + DemoGCEZone + "/" + DemoNodeGKE,
+			Labels: map[string]string{
+				"topology.kubernetes.io/region":    "us-central1",
+				"topology.kubernetes.io/zone":      DemoGCEZone,
+				"cloud.google.com/gke-nodepool":    "default-pool",
+				"node.kubernetes.io/instance-type": "e2-standard-4",
+			},
+			Ready:  true,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0005",
 		},
 		{
 			Name:       DemoNodeFargate,
@@ -137,9 +158,14 @@ type ProductOptions struct {
 type Product struct {
 	FakeCloud *Process
 	Server    *Process
-	// EC2URL and CVMURL are the fake cloud's endpoints.
+	// EC2URL, CVMURL and GCEURL are the fake cloud's endpoints (GCE's
+	// OAuth2 token endpoint included).
 	EC2URL string
 	CVMURL string
+	GCEURL string
+	// GCEKeyFile is the service-account key the fake made and trusts; the
+	// server finds it through GOOGLE_APPLICATION_CREDENTIALS.
+	GCEKeyFile string
 	// ServerPort is the extension server's port on 127.0.0.1.
 	ServerPort int
 	// CloudConfig is the path of the server's --cloud-config file.
@@ -205,9 +231,12 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 		return nil, err
 	}
 
+	p.GCEKeyFile = filepath.Join(dir, "gce-service-account.json")
 	fakeArgs := []string{
 		"--ec2-listen", "127.0.0.1:0",
 		"--cvm-listen", "127.0.0.1:0",
+		"--gce-listen", "127.0.0.1:0",
+		"--gce-key-file", p.GCEKeyFile,
 		"--tls-cert-file", filepath.Join(dir, "fake-cloud.crt"),
 		"--tls-private-key-file", filepath.Join(dir, "fake-cloud.key"),
 		"--instances", filepath.Join(dir, "instances.yaml"),
@@ -230,13 +259,13 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	if err != nil {
 		return nil, err
 	}
-	if p.EC2URL, p.CVMURL, err = parseFakeCloudLine(line); err != nil {
+	if p.EC2URL, p.CVMURL, p.GCEURL, err = parseFakeCloudLine(line); err != nil {
 		return nil, fmt.Errorf("fake-cloud: %w%s", err, p.FakeCloud.logTailSuffix())
 	}
-	c.opts.Logf("fake cloud up after %s: ec2=%s cvm=%s", time.Since(begin).Round(time.Millisecond), p.EC2URL, p.CVMURL)
+	c.opts.Logf("fake cloud up after %s: ec2=%s cvm=%s gce=%s", time.Since(begin).Round(time.Millisecond), p.EC2URL, p.CVMURL, p.GCEURL)
 
 	p.CloudConfig = filepath.Join(dir, "cloud-config.yaml")
-	cloudConfig, err := cloudConfigYAML(p.EC2URL, p.CVMURL, caFile)
+	cloudConfig, err := cloudConfigYAML(p.EC2URL, p.CVMURL, p.GCEURL, caFile)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +302,7 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	}); err != nil {
 		return nil, err
 	}
-	p.serverEnv = append(fakeCredentials(), o.ServerEnv...)
+	p.serverEnv = append(append(fakeCredentials(), "GOOGLE_APPLICATION_CREDENTIALS="+p.GCEKeyFile), o.ServerEnv...)
 	extra := append([]string(nil), o.ExtraServerArgs...)
 	p.extraArgs = extra
 
@@ -307,8 +336,8 @@ func writeFiles(files map[string][]byte) error {
 	return nil
 }
 
-// parseFakeCloudLine reads "ec2=https://127.0.0.1:P cvm=https://127.0.0.1:Q".
-func parseFakeCloudLine(line string) (ec2, cvm string, err error) {
+// parseFakeCloudLine reads "ec2=https://127.0.0.1:P cvm=https://127.0.0.1:Q gce=https://127.0.0.1:R".
+func parseFakeCloudLine(line string) (ec2, cvm, gce string, err error) {
 	for field := range strings.FieldsSeq(line) {
 		k, v, ok := strings.Cut(field, "=")
 		if !ok {
@@ -316,33 +345,38 @@ func parseFakeCloudLine(line string) (ec2, cvm string, err error) {
 		}
 		u, perr := url.Parse(v)
 		if perr != nil || u.Scheme == "" || u.Host == "" {
-			return "", "", fmt.Errorf("bad %s URL %q in first line %q", k, v, line)
+			return "", "", "", fmt.Errorf("bad %s URL %q in first line %q", k, v, line)
 		}
 		switch k {
 		case "ec2":
 			ec2 = v
 		case "cvm":
 			cvm = v
+		case "gce":
+			gce = v
 		}
 	}
-	if ec2 == "" || cvm == "" {
-		return "", "", fmt.Errorf("first line %q lacks ec2=URL and cvm=URL", line)
+	if ec2 == "" || cvm == "" || gce == "" {
+		return "", "", "", fmt.Errorf("first line %q lacks ec2=URL, cvm=URL and gce=URL", line)
 	}
-	return ec2, cvm, nil
+	return ec2, cvm, gce, nil
 }
 
 type cloudProviderConfig struct {
-	Region   string `json:"region"`
+	Region   string `json:"region,omitempty"`
 	Endpoint string `json:"endpoint"`
 	CAFile   string `json:"caFile"`
 }
 
-func cloudConfigYAML(ec2, cvm, caFile string) ([]byte, error) {
+func cloudConfigYAML(ec2, cvm, gce, caFile string) ([]byte, error) {
 	return yaml.Marshal(struct {
 		Providers map[string]cloudProviderConfig `json:"providers"`
 	}{map[string]cloudProviderConfig{
 		"aws":          {Region: "us-east-1", Endpoint: ec2, CAFile: caFile},
 		"tencentcloud": {Region: "ap-guangzhou", Endpoint: cvm, CAFile: caFile},
+		// Every GCE providerID names its zone: no default region. The CA
+		// file is trusted for the token endpoint too.
+		"gce": {Endpoint: gce, CAFile: caFile},
 	}})
 }
 
@@ -372,7 +406,7 @@ func fakeCredentials() []string {
 // identity) could reach the server: the demo and the tests must only ever
 // talk to the fake cloud.
 func cloudEnv(kv string) bool {
-	for _, prefix := range []string{"AWS_", "TENCENTCLOUD_", "TKE_"} {
+	for _, prefix := range []string{"AWS_", "TENCENTCLOUD_", "TKE_", "GOOGLE_", "CLOUDSDK_", "GCE_METADATA"} {
 		if strings.HasPrefix(kv, prefix) {
 			return true
 		}

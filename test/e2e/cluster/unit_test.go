@@ -246,19 +246,20 @@ func TestFirstLineTapLongLine(t *testing.T) {
 }
 
 func TestParseFakeCloudLine(t *testing.T) {
-	ec2, cvm, err := parseFakeCloudLine("ec2=https://127.0.0.1:40001 cvm=https://127.0.0.1:40002")
-	if err != nil || ec2 != "https://127.0.0.1:40001" || cvm != "https://127.0.0.1:40002" {
-		t.Fatalf("got %q %q %v", ec2, cvm, err)
+	ec2, cvm, gce, err := parseFakeCloudLine("ec2=https://127.0.0.1:40001 cvm=https://127.0.0.1:40002 gce=https://127.0.0.1:40003")
+	if err != nil || ec2 != "https://127.0.0.1:40001" || cvm != "https://127.0.0.1:40002" || gce != "https://127.0.0.1:40003" {
+		t.Fatalf("got %q %q %q %v", ec2, cvm, gce, err)
 	}
-	for _, bad := range []string{"", "listening", "ec2=https://127.0.0.1:1", "ec2=:bad cvm=https://x"} {
-		if _, _, err := parseFakeCloudLine(bad); err == nil {
+	for _, bad := range []string{"", "listening", "ec2=https://127.0.0.1:1", "ec2=:bad cvm=https://x",
+		"ec2=https://127.0.0.1:1 cvm=https://127.0.0.1:2"} {
+		if _, _, _, err := parseFakeCloudLine(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
 }
 
 func TestCloudConfigYAML(t *testing.T) {
-	data, err := cloudConfigYAML("https://127.0.0.1:1", "https://127.0.0.1:2", "/ca.crt")
+	data, err := cloudConfigYAML("https://127.0.0.1:1", "https://127.0.0.1:2", "https://127.0.0.1:3", "/ca.crt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,6 +270,7 @@ func TestCloudConfigYAML(t *testing.T) {
 	want := map[string]map[string]string{
 		"aws":          {"region": "us-east-1", "endpoint": "https://127.0.0.1:1", "caFile": "/ca.crt"},
 		"tencentcloud": {"region": "ap-guangzhou", "endpoint": "https://127.0.0.1:2", "caFile": "/ca.crt"},
+		"gce":          {"endpoint": "https://127.0.0.1:3", "caFile": "/ca.crt"},
 	}
 	for name, fields := range want {
 		for k, v := range fields {
@@ -285,6 +287,9 @@ func TestCloudEnv(t *testing.T) {
 		"AWS_ENDPOINT_URL_EC2=x":            true,
 		"TENCENTCLOUD_SECRET_ID=x":          true,
 		"TKE_ROLE_ARN=x":                    true,
+		"GOOGLE_APPLICATION_CREDENTIALS=x":  true,
+		"CLOUDSDK_CONFIG=x":                 true,
+		"GCE_METADATA_HOST=x":               true,
 		"HOME=/root":                        false,
 		"KUBECONFIG=/x":                     false,
 		"MY_AWS_THING=x":                    false,
