@@ -49,6 +49,47 @@ type Action struct {
 	NewOptions func(common infraopsv1.ActionOptions, params map[string]string) runtime.Object
 	// Until is what --wait waits for on the Node (GoalNone: no --wait).
 	Until Goal
+	// Drain is what --drain does around the action; zero: no --drain
+	// unless drainByName knows the action.
+	Drain DrainPolicy
+}
+
+// DrainPolicy is what --drain does after the action of a drained node.
+type DrainPolicy int
+
+const (
+	drainNone DrainPolicy = iota
+	// DrainUncordonWhenBack waits until the machine is back (new boot
+	// ID, Ready) and uncordons the node.
+	DrainUncordonWhenBack
+	// DrainStayCordoned leaves the node cordoned: the machine stays down,
+	// and pods scheduled to it would only wait there.
+	DrainStayCordoned
+)
+
+// drainByName are the actions that take a machine down, for an action the
+// server serves before this plugin has an entry for it (found through
+// discovery): drain them too.
+var drainByName = map[string]DrainPolicy{
+	"restart": DrainUncordonWhenBack,
+	"stop":    DrainStayCordoned,
+}
+
+func drainPolicyOf(a Action) DrainPolicy {
+	if a.Drain != drainNone {
+		return a.Drain
+	}
+	return drainByName[a.Name]
+}
+
+func drainAfterUsage(a Action) string {
+	switch drainPolicyOf(a) {
+	case DrainStayCordoned:
+		return "leaves the node cordoned after the action (uncordon it once the machine is started again)."
+	case DrainUncordonWhenBack:
+		return "waits (as --wait) until the node is back and Ready, then uncordons it."
+	}
+	return "waits until a restarted node is back and uncordons it, and leaves a stopped node cordoned."
 }
 
 // Goal is what --wait waits for on the core Node after the request.
@@ -120,6 +161,7 @@ var Restart = Action{
 		}
 	},
 	Until: GoalRebooted,
+	Drain: DrainUncordonWhenBack,
 }
 
 // Stop is POST nodes/{name}/stop.
@@ -146,6 +188,7 @@ var Stop = Action{
 		}
 	},
 	Until: GoalNotReady,
+	Drain: DrainStayCordoned,
 }
 
 // Start is POST nodes/{name}/start.

@@ -68,6 +68,9 @@ func (c *groupClient) act(ctx context.Context, action, node string, body runtime
 		Name(node).
 		SubResource(action).
 		SetHeader("Content-Type", runtime.ContentTypeJSON).
+		// client-go would retry a 429 with Retry-After by itself, ten
+		// times, silently; the runner retries it and says so.
+		MaxRetries(0).
 		Body(data).
 		Do(ctx).
 		Into(answer)

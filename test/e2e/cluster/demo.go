@@ -32,6 +32,8 @@ const (
 	// under an action at a time.
 	DemoNodeIngest  = "ip-10-0-5-10.ec2.internal"
 	DemoNodeIngest2 = "ip-10-0-5-11.ec2.internal"
+	// DemoNodeMaint is drained, restarted and uncordoned with the plugin.
+	DemoNodeMaint = "ip-10-0-2-31.ec2.internal"
 	// DemoNodeEKSBatch is stopped; DemoNodeTKEStopped starts stopped (its
 	// machine STOPPED, the Node NotReady) and is started.
 	DemoNodeEKSBatch   = "ip-10-0-4-8.ec2.internal"
@@ -45,6 +47,7 @@ const (
 	DemoCVMInstanceID2       = "ins-abcd1235"
 	DemoEC2InstanceIDIngest  = "i-0123456789abcdef5"
 	DemoEC2InstanceIDIngest2 = "i-0123456789abcdef6"
+	DemoEC2InstanceIDMaint   = "i-0123456789abcdef7"
 )
 
 // DemoBudget is the demo policy's budget: one ingest machine per zone
@@ -69,6 +72,17 @@ optOuts:
   karpenterDoNotDisrupt: true
 `
 
+// DemoChaosPool labels the demo's chaos nodes, DemoChaosNodes, which
+// --random picks from.
+const DemoChaosPool = "pool=chaos"
+
+// DemoChaosNodes are the nodes of DemoChaosPool and their instances.
+var DemoChaosNodes = []struct{ Name, InstanceID, Zone string }{
+	{"ip-10-0-4-11.ec2.internal", "i-0123456789abcdef8", "us-east-1a"},
+	{"ip-10-0-4-12.ec2.internal", "i-0123456789abcdef9", "us-east-1b"},
+	{"ip-10-0-4-13.ec2.internal", "i-0123456789abcdefa", "us-east-1c"},
+}
+
 // DemoUser is the demo's developer: allowed to restart DemoNodeDev only,
 // with no cloud account of any kind.
 const (
@@ -91,15 +105,20 @@ const (
 
 // DemoStoryInstances are the machines of DemoStoryNodes.
 func DemoStoryInstances() []FakeInstance {
-	return append(DemoInstances(),
+	out := append(DemoInstances(),
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceID2, State: "running"},
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDDev, State: "running"},
 		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceID2},
+		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDMaint, State: "running"},
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDBatch, State: "running"},
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDIngest, State: "running"},
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDIngest2, State: "running"},
 		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceIDStopped, State: "STOPPED"},
 	)
+	for _, n := range DemoChaosNodes {
+		out = append(out, FakeInstance{Provider: "aws", Region: "us-east-1", ID: n.InstanceID, State: "running"})
+	}
+	return out
 }
 
 // DemoStoryNodes are DemoNodes, the worker nodes labelled DemoPool, plus
@@ -126,11 +145,16 @@ func DemoStoryNodes() []NodeSpec {
 			BootID: boot,
 		}
 	}
+	_, chaos, _ := strings.Cut(DemoChaosPool, "=")
+	for i, n := range DemoChaosNodes {
+		nodes = append(nodes, eks(n.Name, n.Zone, n.InstanceID, chaos, fmt.Sprintf("6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e01%02d", i)))
+	}
 	return append(nodes,
 		eks(DemoNodeEKS2, "us-east-1b", DemoEC2InstanceID2, workers, "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0005"),
 		eks(DemoNodeDev, "us-east-1a", DemoEC2InstanceIDDev, "dev", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0006"),
 		eks(DemoNodeIngest, "us-east-1a", DemoEC2InstanceIDIngest, "ingest", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e000a"),
 		eks(DemoNodeIngest2, "us-east-1a", DemoEC2InstanceIDIngest2, "ingest", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e000b"),
+		eks(DemoNodeMaint, "us-east-1c", DemoEC2InstanceIDMaint, "maintenance", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0008"),
 		NodeSpec{
 			Name:       DemoNodeTKE2,
 			ProviderID: "qcloud:///100003/" + DemoCVMInstanceID2,
@@ -418,6 +442,18 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Comment: fmt.Sprintf("the plugin waits until the machine has booted again (new boot ID) and the node is Ready: the fake cloud plays the kubelet (about %s)", DemoKubeletDelay),
 			Command: "kubectl restart " + DemoNodeEKS2 + " --reason 'kernel update' --wait",
 			Want:    []string{`restart requested`, regexp.QuoteMeta(DemoNodeEKS2) + ` is back: new boot ID`},
+		},
+		{
+			Comment: "maintenance: cordon, evict the pods (PodDisruptionBudgets respected, at most --drain-timeout), restart, wait until back, uncordon",
+			Command: "kubectl restart " + DemoNodeMaint + " --drain --drain-timeout 2m --reason 'kernel update'",
+			Want: []string{
+				`(?s)` + regexp.QuoteMeta(DemoNodeMaint) + ` cordoned\n.*` + regexp.QuoteMeta(DemoNodeMaint) + ` drained\n.*restart requested.*is back: new boot ID.*` + regexp.QuoteMeta(DemoNodeMaint) + ` uncordoned`,
+			},
+		},
+		{
+			Comment: "chaos: restart 2 nodes picked at random from " + DemoChaosPool + ", both at once, each waited for; the same --seed picks the same nodes again",
+			Command: "kubectl restart -l " + DemoChaosPool + " --random 2 --seed 7 --max-in-flight 2 --wait --yes",
+			Want:    []string{`picked 2 of 3 nodes matching "` + regexp.QuoteMeta(DemoChaosPool) + `" at random \(--seed 7\)`, `2 done, 0 failed, 0 skipped`},
 		},
 		{
 			Comment: "the answer as YAML (a CVM hard reset)",
