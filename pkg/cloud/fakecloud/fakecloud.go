@@ -1,6 +1,6 @@
-// Package fakecloud holds wire-level fakes of the EC2 Query API and the
-// Tencent Cloud CVM API (TC3). The real SDKs talk to them over TLS, so a
-// test exercises request building, signing, error decoding and retry
+// Package fakecloud holds wire-level fakes of the EC2 Query API, the
+// Tencent Cloud CVM API (TC3) and the Alibaba Cloud ECS API (ACS3). The
+// real SDKs talk to them over TLS, so a test exercises request building, signing, error decoding and retry
 // behaviour exactly as in production.
 //
 // Each fake is an http.Handler that also serves admin endpoints under
@@ -38,6 +38,7 @@ import (
 const (
 	ProviderAWS          = "aws"
 	ProviderTencentCloud = "tencentcloud"
+	ProviderAlibabaCloud = "alibabacloud"
 )
 
 // Fault kinds.
@@ -58,6 +59,10 @@ const (
 	// FaultNoRequestID answers 200 in the cloud's own format but without
 	// a request ID; the call has no effect.
 	FaultNoRequestID = "norequestid"
+	// FaultLocked makes the cloud lock the instance for security reasons
+	// (ECS: OperationLocks with LockReason security); fakes without such
+	// locks ignore it.
+	FaultLocked = "locked"
 )
 
 // Fault changes the answer for calls naming one instance.
@@ -97,6 +102,10 @@ type Call struct {
 	Time        time.Time `json:"time"`
 	// Error is the error code answered, "" for success.
 	Error string `json:"error,omitempty"`
+
+	// ECS: a reboot's or stop's ForceStop, a stop's StoppedMode.
+	ForceStop   bool   `json:"forceStop,omitempty"`
+	StoppedMode string `json:"stoppedMode,omitempty"`
 }
 
 // Options configure a fake.
@@ -254,7 +263,7 @@ func (s *store) serveAdmin(w http.ResponseWriter, r *http.Request, normState fun
 			f.Delay = d
 		}
 		switch f.Kind {
-		case "", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy, FaultMalformed, FaultNoRequestID:
+		case "", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy, FaultMalformed, FaultNoRequestID, FaultLocked:
 		default:
 			http.Error(w, fmt.Sprintf("unknown fault kind %q", f.Kind), http.StatusBadRequest)
 			return
