@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 )
 
 type fakeDriver struct {
@@ -42,10 +43,10 @@ func TestNewBuildsEveryKnownProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.Names(), []string{cloud.ProviderAWS, cloud.ProviderTencentCloud}; !reflect.DeepEqual(got, want) {
+	if got, want := s.Names(), []string{alibabacloud.Name, cloud.ProviderAWS, cloud.ProviderTencentCloud}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
-	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud} {
+	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, alibabacloud.Name} {
 		d, ok := s.Driver(p)
 		if !ok || d.Name() != p {
 			t.Errorf("Driver(%q) = %v, %v", p, d, ok)
@@ -80,6 +81,7 @@ func TestNewSkipsDisabled(t *testing.T) {
 			return nil, errors.New("disabled")
 		},
 		cloud.ProviderTencentCloud: factoryOf(&fakeDriver{name: cloud.ProviderTencentCloud}, &seen),
+		alibabacloud.Name:          factoryOf(&fakeDriver{name: alibabacloud.Name}, nil),
 	})
 	if err != nil {
 		t.Fatal(err)
