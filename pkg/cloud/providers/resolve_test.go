@@ -8,8 +8,8 @@ import (
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
-	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
 )
 
