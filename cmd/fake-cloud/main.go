@@ -1,11 +1,11 @@
-// Command fake-cloud serves the wire-level EC2 and CVM fakes of
+// Command fake-cloud serves the wire-level EC2, CVM and ECS fakes of
 // pkg/cloud/fakecloud over TLS, for the local demo and end-to-end tests.
 //
-//	fake-cloud --ec2-listen 127.0.0.1:0 --cvm-listen 127.0.0.1:0 \
+//	fake-cloud --ec2-listen 127.0.0.1:0 --cvm-listen 127.0.0.1:0 --ecs-listen 127.0.0.1:0 \
 //	  --tls-cert-file tls.crt --tls-private-key-file tls.key --instances instances.yaml
 //
-// The first line on stdout is "ec2=https://HOST:PORT cvm=https://HOST:PORT",
-// written once both listen, so a harness can start it on port 0 and read
+// The first line on stdout is "ec2=https://HOST:PORT cvm=https://HOST:PORT
+// ecs=https://HOST:PORT" (the endpoints asked for), written once all listen, so a harness can start it on port 0 and read
 // the ports. Every API call is logged on stderr in one line.
 package main
 
@@ -46,10 +46,12 @@ func main() {
 
 type options struct {
 	ec2Listen, cvmListen  string
+	ecsListen             string
 	certFile, keyFile     string
 	instancesFile         string
 	awsKeyID, awsSecret   string
 	tencentID, tencentKey string
+	aliKeyID, aliSecret   string
 }
 
 // instancesFile is the --instances YAML.
@@ -63,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.ec2Listen, "ec2-listen", "", "address of the fake EC2 endpoint, e.g. 127.0.0.1:0 (empty: not served)")
 	fs.StringVar(&o.cvmListen, "cvm-listen", "", "address of the fake CVM endpoint, e.g. 127.0.0.1:0 (empty: not served)")
+	fs.StringVar(&o.ecsListen, "ecs-listen", "", "address of the fake Alibaba Cloud ECS endpoint, e.g. 127.0.0.1:0 (empty: not served)")
 	fs.StringVar(&o.certFile, "tls-cert-file", "", "PEM certificate served by both endpoints (required)")
 	fs.StringVar(&o.keyFile, "tls-private-key-file", "", "PEM private key of --tls-cert-file (required)")
 	fs.StringVar(&o.instancesFile, "instances", "", "YAML file: instances: [{provider, region, id, state}] (required)")
@@ -70,14 +73,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.awsSecret, "aws-secret-access-key", "", "the secret of --aws-access-key-id")
 	fs.StringVar(&o.tencentID, "tencent-secret-id", "", "with --tencent-secret-key: verify the full TC3 signature of this SecretId and refuse others")
 	fs.StringVar(&o.tencentKey, "tencent-secret-key", "", "the key of --tencent-secret-id")
+	fs.StringVar(&o.aliKeyID, "alibaba-access-key-id", "", "with --alibaba-access-key-secret: verify the full ACS3 signature of this AccessKey and refuse others")
+	fs.StringVar(&o.aliSecret, "alibaba-access-key-secret", "", "the secret of --alibaba-access-key-id")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case o.ec2Listen == "" && o.cvmListen == "":
-		return o, errors.New("--ec2-listen or --cvm-listen is required")
+	case o.ec2Listen == "" && o.cvmListen == "" && o.ecsListen == "":
+		return o, errors.New("--ec2-listen, --cvm-listen or --ecs-listen is required")
 	case o.certFile == "" || o.keyFile == "":
 		return o, errors.New("--tls-cert-file and --tls-private-key-file are required: the fakes only speak TLS, like the clouds")
 	case o.instancesFile == "":
@@ -86,26 +91,32 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--aws-access-key-id and --aws-secret-access-key go together")
 	case (o.tencentID == "") != (o.tencentKey == ""):
 		return o, errors.New("--tencent-secret-id and --tencent-secret-key go together")
+	case (o.aliKeyID == "") != (o.aliSecret == ""):
+		return o, errors.New("--alibaba-access-key-id and --alibaba-access-key-secret go together")
 	}
 	return o, nil
 }
 
-func loadInstances(path string) (aws, tc []fakecloud.Instance, err error) {
+// cloudInstances are the instances of each fake, by provider name.
+type cloudInstances map[string][]fakecloud.Instance
+
+func loadInstances(path string) (cloudInstances, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var f instancesFile
 	if err := yaml.UnmarshalStrict(data, &f); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	out := cloudInstances{}
 	seen := map[string]bool{}
 	for i, in := range f.Instances {
 		if in.ID == "" || in.Region == "" {
-			return nil, nil, fmt.Errorf("%s: instance %d needs an id and a region", path, i)
+			return nil, fmt.Errorf("%s: instance %d needs an id and a region", path, i)
 		}
 		if seen[in.ID] {
-			return nil, nil, fmt.Errorf("%s: instance %s listed twice", path, in.ID)
+			return nil, fmt.Errorf("%s: instance %s listed twice", path, in.ID)
 		}
 		seen[in.ID] = true
 		// Check IDs with the server's own parser, so that the demo cannot
@@ -114,18 +125,19 @@ func loadInstances(path string) (aws, tc []fakecloud.Instance, err error) {
 		switch in.Provider {
 		case cloud.ProviderAWS:
 			pid = "aws:////" + in.ID
-			aws = append(aws, in)
 		case cloud.ProviderTencentCloud:
 			pid = "tencentcloud:////" + in.ID
-			tc = append(tc, in)
+		case fakecloud.ProviderAlibabaCloud:
+			pid = "alicloud://" + in.Region + "." + in.ID
 		default:
-			return nil, nil, fmt.Errorf("%s: instance %s: provider %q is not aws or tencentcloud", path, in.ID, in.Provider)
+			return nil, fmt.Errorf("%s: instance %s: provider %q is not aws, tencentcloud or %s", path, in.ID, in.Provider, fakecloud.ProviderAlibabaCloud)
 		}
 		if _, err := providers.Resolve(pid, nil, func(string) string { return in.Region }); err != nil {
-			return nil, nil, fmt.Errorf("%s: instance %s: %w", path, in.ID, err)
+			return nil, fmt.Errorf("%s: instance %s: %w", path, in.ID, err)
 		}
+		out[in.Provider] = append(out[in.Provider], in)
 	}
-	return aws, tc, nil
+	return out, nil
 }
 
 func secrets(id, secret string) map[string]string {
@@ -144,7 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	awsInstances, tcInstances, err := loadInstances(o.instancesFile)
+	instances, err := loadInstances(o.instancesFile)
 	if err != nil {
 		return err
 	}
@@ -157,6 +169,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		extra := ""
 		if c.StopType != "" {
 			extra += " stopType=" + c.StopType
+		}
+		if c.ForceStop {
+			extra += " forceStop=true"
+		}
+		if c.StoppedMode != "" {
+			extra += " stoppedMode=" + c.StoppedMode
 		}
 		if c.DryRun {
 			extra += " dryRun=true"
@@ -173,12 +191,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var eps []endpoint
 	if o.ec2Listen != "" {
 		eps = append(eps, endpoint{"ec2", o.ec2Listen, fakecloud.NewEC2(fakecloud.Options{
-			Instances: awsInstances, Secrets: secrets(o.awsKeyID, o.awsSecret), OnCall: logCall,
+			Instances: instances[cloud.ProviderAWS], Secrets: secrets(o.awsKeyID, o.awsSecret), OnCall: logCall,
 		})})
 	}
 	if o.cvmListen != "" {
 		eps = append(eps, endpoint{"cvm", o.cvmListen, fakecloud.NewCVM(fakecloud.Options{
-			Instances: tcInstances, Secrets: secrets(o.tencentID, o.tencentKey), OnCall: logCall,
+			Instances: instances[cloud.ProviderTencentCloud], Secrets: secrets(o.tencentID, o.tencentKey), OnCall: logCall,
+		})})
+	}
+	if o.ecsListen != "" {
+		eps = append(eps, endpoint{"ecs", o.ecsListen, fakecloud.NewECS(fakecloud.Options{
+			Instances: instances[fakecloud.ProviderAlibabaCloud], Secrets: secrets(o.aliKeyID, o.aliSecret), OnCall: logCall,
 		})})
 	}
 
@@ -208,7 +231,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := fmt.Fprintln(stdout, strings.Join(urls, " ")); err != nil {
 		return err
 	}
-	logger.Printf("serving %s (%d aws and %d tencentcloud instances)", strings.Join(urls, " "), len(awsInstances), len(tcInstances))
+	logger.Printf("serving %s (%d aws, %d tencentcloud and %d %s instances)", strings.Join(urls, " "),
+		len(instances[cloud.ProviderAWS]), len(instances[cloud.ProviderTencentCloud]),
+		len(instances[fakecloud.ProviderAlibabaCloud]), fakecloud.ProviderAlibabaCloud)
 
 	select {
 	case <-ctx.Done():

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
@@ -66,6 +67,7 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 const instancesYAML = `instances:
 - {provider: aws, region: us-east-1, id: i-0123456789abcdef0, state: running}
 - {provider: tencentcloud, region: ap-guangzhou, id: ins-abcd1234}
+- {provider: alibabacloud, region: cn-hangzhou, id: i-bp1abcdefghij0000001}
 `
 
 // syncBuffer is a log sink read by the test while run writes to it.
@@ -102,10 +104,11 @@ func TestRunWithRealDrivers(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{
-			"--ec2-listen", "127.0.0.1:0", "--cvm-listen", "127.0.0.1:0",
+			"--ec2-listen", "127.0.0.1:0", "--cvm-listen", "127.0.0.1:0", "--ecs-listen", "127.0.0.1:0",
 			"--tls-cert-file", certFile, "--tls-private-key-file", keyFile, "--instances", instances,
 			"--aws-access-key-id", "AKIDE2E", "--aws-secret-access-key", "aws-secret",
 			"--tencent-secret-id", "AKIDTC", "--tencent-secret-key", "tc-secret",
+			"--alibaba-access-key-id", "LTAIE2E", "--alibaba-access-key-secret", "ali-secret",
 		}, pw, logs)
 		pw.Close()
 	}()
@@ -126,7 +129,8 @@ func TestRunWithRealDrivers(t *testing.T) {
 		k, v, _ := strings.Cut(f, "=")
 		urls[k] = v
 	}
-	if !strings.HasPrefix(urls["ec2"], "https://127.0.0.1:") || !strings.HasPrefix(urls["cvm"], "https://127.0.0.1:") || urls["ec2"] == urls["cvm"] {
+	if !strings.HasPrefix(urls["ec2"], "https://127.0.0.1:") || !strings.HasPrefix(urls["cvm"], "https://127.0.0.1:") || urls["ec2"] == urls["cvm"] ||
+		!strings.HasPrefix(urls["ecs"], "https://127.0.0.1:") || urls["ecs"] == urls["cvm"] {
 		t.Fatalf("address line %q", line)
 	}
 
@@ -140,6 +144,9 @@ func TestRunWithRealDrivers(t *testing.T) {
 		"AWS_PROFILE": "", "AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_EC2": "", "AWS_CA_BUNDLE": "",
 		"TENCENTCLOUD_SECRET_ID": "AKIDTC", "TENCENTCLOUD_SECRET_KEY": "tc-secret",
 		"TENCENTCLOUD_CREDENTIALS_FILE": empty, "TKE_ROLE_ARN": "", "HOME": dir,
+		"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIE2E", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "ali-secret",
+		"ALIBABA_CLOUD_SECURITY_TOKEN": "", "ALIBABA_CLOUD_ROLE_ARN": "", "ALIBABA_CLOUD_CREDENTIALS_FILE": empty,
+		"ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true", "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
 	} {
 		t.Setenv(k, v)
 	}
@@ -157,6 +164,13 @@ func TestRunWithRealDrivers(t *testing.T) {
 	}
 	if _, err := td.Reboot(bg, cloud.Instance{Provider: "tencentcloud", ID: "ins-abcd1234", Region: "ap-guangzhou"}, cloud.RebootOptions{Mode: cloud.RebootHard}); err != nil {
 		t.Fatalf("tencentcloud: %v", err)
+	}
+	ald, err := alibabacloud.New(bg, cloud.ProviderConfig{Enabled: true, Endpoint: urls["ecs"], CAFile: certFile, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ald.Reboot(bg, cloud.Instance{Provider: alibabacloud.Name, ID: "i-bp1abcdefghij0000001", Region: "cn-hangzhou"}, cloud.RebootOptions{Mode: cloud.ModeHard}); err != nil {
+		t.Fatalf("alibabacloud: %v", err)
 	}
 
 	// The admin endpoint answers another process without a signature.
@@ -181,6 +195,7 @@ func TestRunWithRealDrivers(t *testing.T) {
 	for _, want := range []string{
 		"aws RebootInstances region=us-east-1 instances=i-0123456789abcdef0 key=AKIDE2E",
 		"tencentcloud RebootInstances region=ap-guangzhou instances=ins-abcd1234 stopType=HARD key=AKIDTC",
+		"alibabacloud RebootInstance region= instances=i-bp1abcdefghij0000001 forceStop=true key=LTAIE2E",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
@@ -214,6 +229,8 @@ func TestLoadInstancesErrors(t *testing.T) {
 		"unknown provider": "instances: [{provider: gce, region: r, id: n}]\n",
 		"bad aws id":       "instances: [{provider: aws, region: us-east-1, id: i-xyz}]\n",
 		"bad cvm id":       "instances: [{provider: tencentcloud, region: ap-guangzhou, id: ins-1}]\n",
+		"bad ecs id":       "instances: [{provider: alibabacloud, region: cn-hangzhou, id: ins-abcd1234}]\n",
+		"bad ecs region":   "instances: [{provider: alibabacloud, region: Hangzhou, id: i-bp1abcdefghij0000001}]\n",
 		"no region":        "instances: [{provider: aws, id: i-0123456789abcdef0}]\n",
 		"duplicate":        "instances: [{provider: aws, region: r, id: i-01234567}, {provider: aws, region: r, id: i-01234567}]\n",
 		"unknown field":    "instances: [{provider: aws, region: r, id: i-01234567, zone: z}]\n",
@@ -222,7 +239,7 @@ func TestLoadInstancesErrors(t *testing.T) {
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := loadInstances(path); err == nil {
+		if _, err := loadInstances(path); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -230,8 +247,9 @@ func TestLoadInstancesErrors(t *testing.T) {
 	if err := os.WriteFile(path, []byte(instancesYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a, c, err := loadInstances(path)
-	if err != nil || len(a) != 1 || len(c) != 1 || a[0].State != "running" || c[0].ID != "ins-abcd1234" {
-		t.Fatalf("got %+v %+v %v", a, c, err)
+	got, err := loadInstances(path)
+	a, c, e := got[cloud.ProviderAWS], got[cloud.ProviderTencentCloud], got[alibabacloud.Name]
+	if err != nil || len(a) != 1 || len(c) != 1 || len(e) != 1 || a[0].State != "running" || c[0].ID != "ins-abcd1234" || e[0].Region != "cn-hangzhou" {
+		t.Fatalf("got %+v %v", got, err)
 	}
 }

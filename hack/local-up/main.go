@@ -37,7 +37,7 @@ func run() error {
 	workDir := flag.String("workdir", envOr("WORKDIR", "/tmp/k8s-cloud-node-manager-demo"), "folder for certificates, data and logs ($WORKDIR)")
 	binDir := flag.String("k8s-bin-dir", os.Getenv(cluster.EnvBinDir), "folder with kube-apiserver, etcd and kubectl; empty runs hack/build-k8s-binaries.sh ($K8S_BIN_DIR)")
 	serverBin := flag.String("server-binary", filepath.Join(root, "bin", "k8s-cloud-node-manager"), "the extension server")
-	fakeCloudBin := flag.String("fake-cloud-binary", filepath.Join(root, "bin", "fake-cloud"), "the fake EC2 and CVM endpoints")
+	fakeCloudBin := flag.String("fake-cloud-binary", filepath.Join(root, "bin", "fake-cloud"), "the fake EC2, CVM and ECS endpoints")
 	flag.Parse()
 	if rootErr != nil {
 		return fmt.Errorf("%w (run from inside the checkout)", rootErr)
@@ -154,6 +154,7 @@ func printHowTo(c *cluster.Cluster, p *cluster.Product, b requestBodies, took ti
 		restart(cluster.DemoNodeEKS, b.dryRun) + "   # EC2, dry run",
 		restart(cluster.DemoNodeEKS, b.soft) + "      # EC2 reboot",
 		restart(cluster.DemoNodeTKE, b.hard) + "      # CVM, region from the gz label",
+		restart(cluster.DemoNodeACK, b.dryRun) + "   # ECS, ECS's own dry run (ACK's providerID has no scheme)",
 		restart(cluster.DemoNodeFargate, b.soft) + "  # Fargate: refused",
 		restart(cluster.DemoNodeNoProvider, b.soft) + "  # no providerID: refused",
 		"kubectl restart " + cluster.DemoNodeTKE + " --dry-run=server          # the kubectl plugin",
@@ -163,7 +164,7 @@ func printHowTo(c *cluster.Cluster, p *cluster.Product, b requestBodies, took ti
 		fmt.Fprintf(&s, "  %s\n", cmd)
 	}
 	fmt.Fprintf(&s, "\nLogs: %s (server: %s, fake cloud: %s)\n", c.LogDir(), filepath.Base(p.Server.LogPath()), filepath.Base(p.FakeCloud.LogPath()))
-	fmt.Fprintf(&s, "Fake cloud: ec2=%s cvm=%s; cloud config %s\n", p.EC2URL, p.CVMURL, p.CloudConfig)
+	fmt.Fprintf(&s, "Fake cloud: ec2=%s cvm=%s ecs=%s; cloud config %s\n", p.EC2URL, p.CVMURL, p.ECSURL, p.CloudConfig)
 	fmt.Fprintf(&s, "Press Ctrl-C to stop.\n")
 	fmt.Print(s.String())
 }

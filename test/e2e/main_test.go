@@ -27,6 +27,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 	"github.com/michael/k8s-cloud-node-manager/test/e2e/cluster"
@@ -164,6 +165,11 @@ func newMachine(t *testing.T, provider string, labels map[string]string) machine
 		m.instanceID, m.region = fmt.Sprintf("ins-e2e%05d", n), "ap-guangzhou"
 		providerID = "qcloud:///100003/" + m.instanceID
 		l["topology.kubernetes.io/region"] = "gz"
+	case alibabacloud.Name:
+		// ACK's form, with no scheme.
+		m.instanceID, m.region = fmt.Sprintf("i-bp1e2e%015d", n), "cn-hangzhou"
+		providerID = m.region + "." + m.instanceID
+		l["topology.kubernetes.io/region"] = m.region
 	default:
 		t.Fatalf("unknown provider %q", provider)
 	}
@@ -185,8 +191,11 @@ func newMachine(t *testing.T, provider string, labels map[string]string) machine
 }
 
 func fakeURL(provider string) string {
-	if provider == cloud.ProviderAWS {
+	switch provider {
+	case cloud.ProviderAWS:
 		return env.product.EC2URL
+	case alibabacloud.Name:
+		return env.product.ECSURL
 	}
 	return env.product.CVMURL
 }
@@ -232,7 +241,7 @@ func reboots(t *testing.T, m machine) int {
 	t.Helper()
 	n := 0
 	for _, c := range cloudCalls(t, m) {
-		if c.Action == "RebootInstances" && !c.DryRun && c.Error == "" {
+		if (c.Action == "RebootInstances" || c.Action == "RebootInstance") && !c.DryRun && c.Error == "" {
 			n++
 		}
 	}

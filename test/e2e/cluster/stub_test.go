@@ -46,12 +46,14 @@ func runFakeCloudStub(args []string) error {
 	fs := flag.NewFlagSet("fake-cloud", flag.ContinueOnError)
 	ec2Listen := fs.String("ec2-listen", "", "")
 	cvmListen := fs.String("cvm-listen", "", "")
+	ecsListen := fs.String("ecs-listen", "", "")
 	certFile := fs.String("tls-cert-file", "", "")
 	keyFile := fs.String("tls-private-key-file", "", "")
 	instancesFile := fs.String("instances", "", "")
 	// The harness hands the fake the credentials the server signs with.
 	secrets := map[string]*string{}
-	for _, name := range []string{"aws-access-key-id", "aws-secret-access-key", "tencent-secret-id", "tencent-secret-key"} {
+	for _, name := range []string{"aws-access-key-id", "aws-secret-access-key", "tencent-secret-id", "tencent-secret-key",
+		"alibaba-access-key-id", "alibaba-access-key-secret"} {
 		secrets[name] = fs.String(name, "", "")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -81,7 +83,7 @@ func runFakeCloudStub(args []string) error {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 	var urls []string
-	for _, addr := range []string{*ec2Listen, *cvmListen} {
+	for _, addr := range []string{*ec2Listen, *cvmListen, *ecsListen} {
 		l, err := tls.Listen("tcp", addr, cfg)
 		if err != nil {
 			return err
@@ -93,7 +95,7 @@ func runFakeCloudStub(args []string) error {
 			}))
 		}()
 	}
-	fmt.Printf("ec2=%s cvm=%s\n", urls[0], urls[1])
+	fmt.Printf("ec2=%s cvm=%s ecs=%s\n", urls[0], urls[1], urls[2])
 	select {}
 }
 
@@ -115,7 +117,7 @@ func runServerStub(args []string) error {
 			return fmt.Errorf("the caller's %s leaked into the server", strings.SplitN(kv, "=", 2)[0])
 		}
 	}
-	if os.Getenv("AWS_EC2_METADATA_DISABLED") != "true" || os.Getenv("TENCENTCLOUD_SECRET_ID") == "" {
+	if os.Getenv("AWS_EC2_METADATA_DISABLED") != "true" || os.Getenv("TENCENTCLOUD_SECRET_ID") == "" || os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID") == "" {
 		return errors.New("fake credentials missing")
 	}
 	// The cloud config must lead to the fake cloud, trusting its CA.
@@ -129,7 +131,7 @@ func runServerStub(args []string) error {
 	if err := yaml.UnmarshalStrict(data, &cc); err != nil {
 		return err
 	}
-	for _, name := range []string{"aws", "tencentcloud"} {
+	for _, name := range fakeEndpoints {
 		pc, ok := cc.Providers[name]
 		if !ok {
 			return fmt.Errorf("no %s provider", name)

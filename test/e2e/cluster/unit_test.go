@@ -246,19 +246,20 @@ func TestFirstLineTapLongLine(t *testing.T) {
 }
 
 func TestParseFakeCloudLine(t *testing.T) {
-	ec2, cvm, err := parseFakeCloudLine("ec2=https://127.0.0.1:40001 cvm=https://127.0.0.1:40002")
-	if err != nil || ec2 != "https://127.0.0.1:40001" || cvm != "https://127.0.0.1:40002" {
-		t.Fatalf("got %q %q %v", ec2, cvm, err)
+	urls, err := parseFakeCloudLine("ec2=https://127.0.0.1:40001 cvm=https://127.0.0.1:40002 ecs=https://127.0.0.1:40003")
+	if err != nil || urls["ec2"] != "https://127.0.0.1:40001" || urls["cvm"] != "https://127.0.0.1:40002" || urls["ecs"] != "https://127.0.0.1:40003" {
+		t.Fatalf("got %v %v", urls, err)
 	}
-	for _, bad := range []string{"", "listening", "ec2=https://127.0.0.1:1", "ec2=:bad cvm=https://x"} {
-		if _, _, err := parseFakeCloudLine(bad); err == nil {
+	for _, bad := range []string{"", "listening", "ec2=https://127.0.0.1:1", "ec2=:bad cvm=https://x",
+		"ec2=https://127.0.0.1:1 cvm=https://127.0.0.1:2"} {
+		if _, err := parseFakeCloudLine(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
 }
 
 func TestCloudConfigYAML(t *testing.T) {
-	data, err := cloudConfigYAML("https://127.0.0.1:1", "https://127.0.0.1:2", "/ca.crt")
+	data, err := cloudConfigYAML(map[string]string{"ec2": "https://127.0.0.1:1", "cvm": "https://127.0.0.1:2", "ecs": "https://127.0.0.1:3"}, "/ca.crt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,6 +270,7 @@ func TestCloudConfigYAML(t *testing.T) {
 	want := map[string]map[string]string{
 		"aws":          {"region": "us-east-1", "endpoint": "https://127.0.0.1:1", "caFile": "/ca.crt"},
 		"tencentcloud": {"region": "ap-guangzhou", "endpoint": "https://127.0.0.1:2", "caFile": "/ca.crt"},
+		"alibabacloud": {"region": "cn-hangzhou", "endpoint": "https://127.0.0.1:3", "caFile": "/ca.crt"},
 	}
 	for name, fields := range want {
 		for k, v := range fields {
@@ -285,6 +287,8 @@ func TestCloudEnv(t *testing.T) {
 		"AWS_ENDPOINT_URL_EC2=x":            true,
 		"TENCENTCLOUD_SECRET_ID=x":          true,
 		"TKE_ROLE_ARN=x":                    true,
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=x":     true,
+		"ALICLOUD_ACCESS_KEY=x":             true,
 		"HOME=/root":                        false,
 		"KUBECONFIG=/x":                     false,
 		"MY_AWS_THING=x":                    false,
