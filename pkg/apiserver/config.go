@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
@@ -35,6 +36,9 @@ type ExtraConfig struct {
 	ActionCooldown time.Duration
 	// Identity names this replica in lock Leases.
 	Identity string
+	// BookmarkInterval is how often idle watches of nodes get a bookmark;
+	// 0 is node.DefaultBookmarkInterval.
+	BookmarkInterval time.Duration
 }
 
 type completedConfig struct {
@@ -93,4 +97,29 @@ func (c *completedConfig) defaultRegion(provider string) string {
 		return ""
 	}
 	return c.Extra.CloudConfig.Providers[provider].Region
+}
+
+// CheckLockCoversCall refuses a cooldown shorter than a cloud call may
+// take. The node lock is taken for the cooldown before the cloud call and
+// renewed while it runs; if kube-apiserver cannot be reached meanwhile the
+// renewals fail, and only a hold at least as long as the call's time limit
+// (owned by each provider's timeout in the cloud config) still covers the
+// whole call, so a second request cannot get in while the first runs.
+func CheckLockCoversCall(cooldown time.Duration, cfg *cloud.Config) error {
+	if cfg == nil {
+		cfg = cloud.DefaultConfig()
+	}
+	names := make([]string, 0, len(cfg.Providers))
+	for name := range cfg.Providers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		pc := cfg.Providers[name]
+		if pc.Enabled && pc.Timeout > cooldown {
+			return fmt.Errorf("--action-cooldown (%s) is shorter than providers.%s.timeout (%s) in the cloud config: the node lock could lapse while a cloud call still runs, letting a second reboot in; make --action-cooldown at least %s or the timeout at most %s",
+				cooldown, name, pc.Timeout, pc.Timeout, cooldown)
+		}
+	}
+	return nil
 }

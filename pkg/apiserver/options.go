@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/kubernetes"
@@ -39,7 +40,24 @@ type Options struct {
 	LockNamespace string
 	// ActionCooldown is how long a node stays locked after an action.
 	ActionCooldown time.Duration
+	// KubeAPIQPS and KubeAPIBurst are the client-side rate limit of this
+	// server's own calls to kube-apiserver (Node reads, Leases, Events,
+	// the view's list and watch).
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 }
+
+// The kube client's default rate limit. One action costs one Node read
+// (a dry run) to four calls (Node, Lease read and write, Event); client-go's
+// default of 5 QPS made a dry run wait 200 ms for its token under load. The
+// benchmark (make bench-e2e) serves 300-550 dry runs/s on 2 cores, so
+// these leave the limiter out of the way of any load the server can serve,
+// while still bounding a runaway loop; kube-apiserver's priority and
+// fairness is the real protection of the control plane.
+const (
+	DefaultKubeAPIQPS   = 1000
+	DefaultKubeAPIBurst = 2000
+)
 
 // NewOptions returns the defaults.
 func NewOptions() *Options {
@@ -53,6 +71,8 @@ func NewOptions() *Options {
 		NodeName:       os.Getenv("NODE_NAME"),
 		LockNamespace:  defaultNamespace(),
 		ActionCooldown: 5 * time.Minute,
+		KubeAPIQPS:     DefaultKubeAPIQPS,
+		KubeAPIBurst:   DefaultKubeAPIBurst,
 	}
 	o.SecureServing.BindPort = 6443
 	o.SecureServing.ServerCert.CertDirectory = "apiserver.local.config/certificates"
@@ -89,9 +109,11 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs := fss.FlagSet("k8s-cloud-node-manager")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig of the cluster whose Nodes are served; empty means the in-cluster config.")
 	fs.StringVar(&o.CloudConfig, "cloud-config", o.CloudConfig, "YAML file with per-cloud settings (enabled, region, endpoint, caFile, timeout, rateLimit); see the README. Never credentials.")
-	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the node this server runs on (the downward API's spec.nodeName); actions on it are refused. Defaults to $NODE_NAME.")
+	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the node this server runs on (the downward API's spec.nodeName); an action on it writes its lock and Event before the cloud call, since the server may go down before the answer. Defaults to $NODE_NAME.")
 	fs.StringVar(&o.LockNamespace, "lock-namespace", o.LockNamespace, "Namespace of the Leases that keep one action at a time per node across replicas. Defaults to $POD_NAMESPACE, the in-cluster namespace, or kube-system.")
-	fs.DurationVar(&o.ActionCooldown, "action-cooldown", o.ActionCooldown, "How long a node stays locked after an accepted action, or one whose outcome is unknown, so a repeated request does not reboot it twice.")
+	fs.DurationVar(&o.ActionCooldown, "action-cooldown", o.ActionCooldown, "How long a node stays locked after the cloud call of an accepted action, or of one whose outcome is unknown, returned, so a repeated request does not reboot it twice. At least every enabled provider's timeout in the cloud config.")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Client-side rate limit (queries per second) of this server's own calls to kube-apiserver; a negative value disables the limit.")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of this server's own calls to kube-apiserver above --kube-api-qps.")
 	return fss
 }
 
@@ -105,6 +127,12 @@ func (o *Options) Validate() []error {
 	errs = append(errs, o.Features.Validate()...)
 	if o.ActionCooldown < time.Second {
 		errs = append(errs, fmt.Errorf("--action-cooldown must be at least 1s, got %s", o.ActionCooldown))
+	}
+	if o.KubeAPIQPS == 0 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps must not be 0 (a negative value disables the limit)"))
+	}
+	if o.KubeAPIQPS > 0 && o.KubeAPIBurst < 1 {
+		errs = append(errs, fmt.Errorf("--kube-api-burst must be at least 1 when --kube-api-qps is set, got %d", o.KubeAPIBurst))
 	}
 	if o.LockNamespace == "" {
 		errs = append(errs, fmt.Errorf("--lock-namespace must not be empty"))
@@ -121,6 +149,9 @@ func (o *Options) Config() (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One clientset, so one transport and one rate limiter, for every
+	// call of this server's own: the view's reflector, Node reads, Leases
+	// and Events.
 	kube, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
@@ -128,6 +159,9 @@ func (o *Options) Config() (*Config, error) {
 	cloudConfig, err := providers.LoadConfig(o.CloudConfig)
 	if err != nil {
 		return nil, fmt.Errorf("--cloud-config: %w", err)
+	}
+	if err := CheckLockCoversCall(o.ActionCooldown, cloudConfig); err != nil {
+		return nil, err
 	}
 
 	generic := genericapiserver.NewRecommendedConfig(Codecs)
@@ -176,5 +210,10 @@ func (o *Options) restConfig() (*rest.Config, error) {
 		return nil, fmt.Errorf("loading the kubeconfig: %w", err)
 	}
 	cfg.UserAgent = "k8s-cloud-node-manager"
+	cfg.QPS, cfg.Burst = o.KubeAPIQPS, o.KubeAPIBurst
+	// Every call is to built-in types (Nodes, Leases, Events), which
+	// kube-apiserver serves as protobuf: smaller and cheaper to decode.
+	cfg.ContentType = runtime.ContentTypeProtobuf
+	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	return cfg, nil
 }

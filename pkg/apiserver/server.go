@@ -4,15 +4,21 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
-	"k8s.io/client-go/informers"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
@@ -24,8 +30,8 @@ type Server struct {
 	GenericAPIServer *genericapiserver.GenericAPIServer
 }
 
-// New builds the server: the nodes view over a trimmed Node informer, one
-// connecter per node action, and a readiness check on the informer's sync.
+// New builds the server: the nodes view over a cache of trimmed Nodes, one
+// connecter per node action, and a readiness check on the cache's sync.
 func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 	gs, err := c.Generic.New("k8s-cloud-node-manager", genericapiserver.NewEmptyDelegate())
 	if err != nil {
@@ -36,15 +42,26 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		return nil, err
 	}
 
-	factory := informers.NewSharedInformerFactoryWithOptions(c.Extra.Kube, 0, informers.WithTransform(node.TrimNode))
-	nodeInformer := factory.Core().V1().Nodes()
-	synced := nodeInformer.Informer().HasSynced
+	// The view's cache is filled by a reflector of its own, not a shared
+	// informer: it receives kube-apiserver's list and bookmark
+	// resourceVersions in order, which watch resumption needs.
+	nodeCache := node.NewCache(0, c.defaultRegion)
+	kube := c.Extra.Kube
+	nodeReflector := cache.NewReflectorWithOptions(cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return kube.CoreV1().Nodes().List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return kube.CoreV1().Nodes().Watch(ctx, opts)
+		},
+	}, kube), &corev1.Node{}, nodeCache, cache.ReflectorOptions{Name: "nodes-view"})
+	synced := nodeCache.HasSynced
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	recorder := broadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: "k8s-cloud-node-manager", Host: c.Extra.NodeName})
 
 	storage := map[string]rest.Storage{
-		"nodes": node.NewREST(nodeInformer.Informer(), c.defaultRegion),
+		"nodes": node.NewREST(nodeCache, c.Extra.BookmarkInterval),
 	}
 	actionConfig := node.ActionConfig{
 		Client:  c.Extra.Kube,
@@ -55,6 +72,7 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 			Identity:  c.Extra.Identity,
 		},
 		Recorder:      recorder,
+		Machines:      nodeCache,
 		DefaultRegion: c.defaultRegion,
 		SelfNodeName:  c.Extra.NodeName,
 		Cooldown:      c.Extra.ActionCooldown,
@@ -73,16 +91,20 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		return nil, err
 	}
 
-	if err := gs.AddReadyzChecks(healthz.NamedCheck("node-informer-sync", func(*http.Request) error {
-		if !synced() {
-			return fmt.Errorf("the Node informer has not synced yet")
-		}
-		return nil
-	})); err != nil {
+	if err := gs.AddReadyzChecks(
+		healthz.NamedCheck("node-cache-sync", func(*http.Request) error {
+			if !synced() {
+				return fmt.Errorf("the node cache has not loaded the Nodes yet")
+			}
+			return nil
+		}),
+		authenticationReady(c.Generic.Authentication.RequestHeaderConfig),
+		authorizationReady(c.Generic.Authorization.Authorizer),
+	); err != nil {
 		return nil, err
 	}
 	gs.AddPostStartHookOrDie("start-node-informer", func(hookCtx genericapiserver.PostStartHookContext) error {
-		factory.Start(hookCtx.Done())
+		go nodeReflector.RunWithContext(hookCtx)
 		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Extra.Kube.CoreV1().Events("")})
 		go func() {
 			<-hookCtx.Done()
@@ -96,4 +118,47 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 // Run serves until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
 	return s.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+}
+
+// authenticationReady fails until the front-proxy (requestheader) CA is
+// loaded. It comes from kube-system/extension-apiserver-authentication
+// through an informer that starts with the server: until it has synced,
+// the aggregator's requests would be served as system:anonymous and
+// refused, so a replica in a rolling update must not take traffic yet.
+func authenticationReady(rh *authenticatorfactory.RequestHeaderConfig) healthz.HealthChecker {
+	return healthz.NamedCheck("requestheader-client-ca", func(*http.Request) error {
+		if rh == nil || rh.CAContentProvider == nil {
+			return nil // no front proxy configured: nothing to wait for
+		}
+		if len(rh.CAContentProvider.CurrentCABundleContent()) == 0 {
+			return fmt.Errorf("the requestheader client CA (front proxy) is not loaded yet from kube-system/extension-apiserver-authentication")
+		}
+		return nil
+	})
+}
+
+// readinessProbeUser is who the authorization check asks about; any user
+// outside system:masters, so the question reaches the delegated authorizer.
+var readinessProbeUser = &user.DefaultInfo{Name: "system:k8s-cloud-node-manager:readiness-probe"}
+
+// authorizationReady fails until one authorization question has been
+// answered (allowed or not) without error: delegated authorization asks
+// kube-apiserver, and a replica that cannot reach it would refuse every
+// request. Once answered, it passes for good: later failures are the
+// requests' own to report.
+func authorizationReady(a authorizer.Authorizer) healthz.HealthChecker {
+	var ok atomic.Bool
+	return healthz.NamedCheck("delegated-authorization", func(req *http.Request) error {
+		if a == nil || ok.Load() {
+			return nil
+		}
+		_, _, err := a.Authorize(req.Context(), authorizer.AttributesRecord{
+			User: readinessProbeUser, Verb: "get", Path: "/readyz-probe", ResourceRequest: false,
+		})
+		if err != nil {
+			return fmt.Errorf("delegated authorization does not answer yet: %v", err)
+		}
+		ok.Store(true)
+		return nil
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,9 +23,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authentication/request/headerrequest"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -48,6 +52,7 @@ const (
 	awsThrotID = "i-0aaaaaaaaaaaaaaa5"
 	awsDryID   = "i-0aaaaaaaaaaaaaaa6"
 	awsStopID  = "i-0aaaaaaaaaaaaaaa7"
+	awsSelfID  = "i-0ccccccccccccccc0"
 	cvmID      = "ins-abcd1234"
 )
 
@@ -114,7 +119,7 @@ func newWorld(t *testing.T) *world {
 		return out
 	}
 	ec2 := fakecloud.NewEC2(fakecloud.Options{
-		Instances: running(awsID, awsBusyID, awsSlowID, awsAuthID, awsRaceID, awsThrotID, awsDryID, awsStopID),
+		Instances: running(awsID, awsBusyID, awsSlowID, awsAuthID, awsRaceID, awsThrotID, awsDryID, awsStopID, awsSelfID),
 		Secrets:   map[string]string{"AKIDTEST": "aws-secret"},
 	})
 	cvm := fakecloud.NewCVM(fakecloud.Options{
@@ -137,7 +142,7 @@ providers:
     region: us-east-1
     endpoint: %s
     caFile: %s
-    timeout: 1s
+    timeout: 2s
   tencentcloud:
     endpoint: %s
     caFile: %s
@@ -157,7 +162,7 @@ providers:
 		awsNode("dry-node", awsDryID),
 		awsNode("stopped-node", awsStopID),
 		awsNode("gone-node", "i-0bbbbbbbbbbbbbbb9"),
-		awsNode("self-node", "i-0ccccccccccccccc0"),
+		awsNode("self-node", awsSelfID),
 		newNode("empty-node", "", nil),
 		newNode("gce-node", "gce://project/us-central1-a/vm-1", nil),
 		newNode("bad-node", "aws:///us-east-1a/not-an-instance", nil),
@@ -168,8 +173,18 @@ providers:
 	return &world{kube: kube, ec2: ec2, cvm: cvm, cloudConfig: cloudConfig}
 }
 
-// serve starts one replica of the server in the world.
+// serve starts one replica of the server in the world and waits until it
+// is ready.
 func (w *world) serve(t *testing.T, identity string) *harness {
+	t.Helper()
+	h := w.start(t, identity, nil)
+	h.waitReady()
+	return h
+}
+
+// start starts one replica; adjust, when set, changes the generic config
+// after the harness's own settings.
+func (w *world) start(t *testing.T, identity string, adjust func(*genericapiserver.RecommendedConfig)) *harness {
 	t.Helper()
 	kube, ec2, cvm, cloudConfig := w.kube, w.ec2, w.cvm, w.cloudConfig
 	ctx, cancel := context.WithCancel(context.Background())
@@ -210,6 +225,9 @@ func (w *world) serve(t *testing.T, identity string) *harness {
 		}
 		return authorizer.DecisionAllow, "", nil
 	})
+	if adjust != nil {
+		adjust(generic)
+	}
 
 	config := &Config{Generic: generic, Extra: ExtraConfig{
 		Kube:           kube,
@@ -254,7 +272,6 @@ func (w *world) serve(t *testing.T, identity string) *harness {
 		cancel()
 		<-stopped
 	})
-	h.waitReady()
 	return h
 }
 
@@ -493,7 +510,6 @@ func TestRestartErrors(t *testing.T) {
 		{"instance unknown at the cloud", "gone-node", "", 422, metav1.StatusReasonInvalid, "InvalidInstanceID.NotFound"},
 		{"instance busy", "busy-node", "", 409, metav1.StatusReasonConflict, "busy-node"},
 		{"cloud refuses our credentials", "auth-node", "", 502, node.StatusReasonBadGateway, "UnauthorizedOperation"},
-		{"the server's own node", "self-node", "", 403, metav1.StatusReasonForbidden, "this server runs on"},
 		{"node recreated", "aws-node", `{"nodeUID":"some-other-uid"}`, 409, metav1.StatusReasonConflict, "precondition"},
 		{"unknown field", "aws-node", `{"dryrun":["All"]}`, 400, metav1.StatusReasonBadRequest, "dryrun"},
 		{"bad JSON", "aws-node", `{"mode":`, 400, metav1.StatusReasonBadRequest, "not valid"},
@@ -544,8 +560,9 @@ func TestRestartThrottled(t *testing.T) {
 
 func TestRestartTimeoutKeepsLock(t *testing.T) {
 	h := startServer(t)
-	// The fake acts on the call, then answers after the driver's 1s timeout.
-	h.ec2.SetFault(awsSlowID, fakecloud.Fault{Delay: 3 * time.Second})
+	// The fake acts on the call, then answers after the driver's 2s timeout
+	// (2s, not less: a loaded CI machine must not time out other calls).
+	h.ec2.SetFault(awsSlowID, fakecloud.Fault{Delay: 4 * time.Second})
 	r := h.restart("slow-node", "")
 	s := r.status(t)
 	if r.code != http.StatusGatewayTimeout || s.Reason != metav1.StatusReasonTimeout {
@@ -749,4 +766,120 @@ func burst(n int, request func(i int) int) map[int]int {
 		count[c]++
 	}
 	return count
+}
+
+// caSource is a requestheader CA that is not there until set, as the
+// front-proxy CA before the server's ConfigMap informer has synced.
+type caSource struct{ pem atomic.Value }
+
+func (c *caSource) Name() string { return "test-requestheader-ca" }
+func (c *caSource) CurrentCABundleContent() []byte {
+	b, _ := c.pem.Load().([]byte)
+	return b
+}
+func (c *caSource) VerifyOptions() (x509.VerifyOptions, bool) { return x509.VerifyOptions{}, false }
+func (c *caSource) AddListener(dynamiccertificates.Listener)  {}
+
+// Item 10 of issue 9: not ready before the front-proxy CA is loaded and
+// delegated authorization answers.
+func TestNotReadyBeforeItCanAuthenticateAndAuthorize(t *testing.T) {
+	ca := &caSource{}
+	var authzUp atomic.Bool
+	h := newWorld(t).start(t, "replica", func(c *genericapiserver.RecommendedConfig) {
+		c.Authentication.RequestHeaderConfig = &authenticatorfactory.RequestHeaderConfig{
+			CAContentProvider:   ca,
+			UsernameHeaders:     headerrequest.StaticStringSlice{"X-Remote-User"},
+			UIDHeaders:          headerrequest.StaticStringSlice{},
+			GroupHeaders:        headerrequest.StaticStringSlice{"X-Remote-Group"},
+			ExtraHeaderPrefixes: headerrequest.StaticStringSlice{"X-Remote-Extra-"},
+			AllowedClientNames:  headerrequest.StaticStringSlice{"front-proxy-client"},
+		}
+		next := c.Authorization.Authorizer
+		c.Authorization.Authorizer = authorizer.AuthorizerFunc(func(ctx context.Context, a authorizer.Attributes) (authorizer.Decision, string, error) {
+			if strings.HasSuffix(a.GetUser().GetName(), "readiness-probe") && !authzUp.Load() {
+				return authorizer.DecisionNoOpinion, "", fmt.Errorf("kube-apiserver unreachable")
+			}
+			return next.Authorize(ctx, a)
+		})
+	})
+	readyz := func() (int, string) {
+		r := h.do(http.MethodGet, "/readyz?verbose", "probe", "")
+		return r.code, string(r.body)
+	}
+	// The node cache loads quickly; what is left failing is the CA and authz.
+	waitUntil(t, "the node cache to load", func() bool { _, b := readyz(); return strings.Contains(b, "[+]node-cache-sync") })
+	if code, body := readyz(); code == http.StatusOK || !strings.Contains(body, "[-]requestheader-client-ca") || !strings.Contains(body, "[-]delegated-authorization") {
+		t.Fatalf("ready without the front-proxy CA and authorization: %d\n%s", code, body)
+	}
+	ca.pem.Store([]byte("-----BEGIN CERTIFICATE-----\n"))
+	if code, body := readyz(); code == http.StatusOK || !strings.Contains(body, "[+]requestheader-client-ca") {
+		t.Fatalf("ready before authorization answers: %d\n%s", code, body)
+	}
+	authzUp.Store(true)
+	h.waitReady()
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("gave up waiting for %s", what)
+}
+
+// Item 9 of issue 9: the node this replica runs on is restarted through
+// the API (the replica does it itself), once.
+func TestRestartOwnNode(t *testing.T) {
+	h := startServer(t)
+	if r := h.restart("self-node", `{"reason":"kernel"}`); r.code != http.StatusAccepted {
+		t.Fatalf("want 202 for the replica's own node, got %d %s", r.code, r.body)
+	}
+	if r := h.restart("self-node", ""); r.code != http.StatusConflict {
+		t.Fatalf("want 409 in the cooldown, got %d %s", r.code, r.body)
+	}
+	if n := reboots(h.ec2.Calls(), awsSelfID); n != 1 {
+		t.Fatalf("want one reboot, got %d", n)
+	}
+}
+
+// Item 1 of issue 9: a cooldown shorter than a cloud call may take is
+// refused at start-up, naming both values.
+func TestStartupRefusesALockShorterThanTheCall(t *testing.T) {
+	cfg, err := cloud.ParseConfig([]byte("providers:\n  aws:\n    timeout: 15s\n  tencentcloud:\n    timeout: 3s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = CheckLockCoversCall(time.Second, cfg)
+	if err == nil || !strings.Contains(err.Error(), "--action-cooldown (1s)") || !strings.Contains(err.Error(), "providers.aws.timeout (15s)") {
+		t.Fatalf("want a refusal naming 1s and 15s, got %v", err)
+	}
+	if err := CheckLockCoversCall(15*time.Second, cfg); err != nil {
+		t.Fatalf("15s covers both: %v", err)
+	}
+	// Through the options, as the binary runs them.
+	o := NewOptions()
+	o.SecureServing.ServerCert.CertDirectory = t.TempDir()
+	o.ActionCooldown = time.Second
+	o.Kubeconfig = writeKubeconfig(t)
+	if _, err := o.Config(); err == nil || !strings.Contains(err.Error(), "--action-cooldown (1s)") || !strings.Contains(err.Error(), "(15s)") {
+		t.Fatalf("Options.Config: want the refusal, got %v", err)
+	}
+}
+
+func writeKubeconfig(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	const cfg = `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

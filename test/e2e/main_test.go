@@ -93,8 +93,9 @@ func run(m *testing.M) int {
 	p, err := c.StartProduct(ctx, cluster.ProductOptions{
 		ServerBinary:    filepath.Join(env.binDir, "k8s-cloud-node-manager"),
 		FakeCloudBinary: filepath.Join(env.binDir, "fake-cloud"),
-		// Short enough that a test can wait a cooldown out.
-		ExtraServerArgs: []string{"--action-cooldown=20s"},
+		// Short enough that a test can wait a cooldown out; the node name
+		// is the "machine this replica runs on" of TestRestartTheReplicasOwnNode.
+		ExtraServerArgs: []string{"--action-cooldown=20s", "--node-name=" + replicaHostNode},
 	})
 	if err != nil {
 		return fail(err)
@@ -152,6 +153,12 @@ type machine struct {
 // with a name and instance ID of its own.
 func newMachine(t *testing.T, provider string, labels map[string]string) machine {
 	t.Helper()
+	return newNamedMachine(t, provider, "", labels)
+}
+
+// newNamedMachine is newMachine with the Node's name given (when not "").
+func newNamedMachine(t *testing.T, provider, name string, labels map[string]string) machine {
+	t.Helper()
 	n := nodeSeq.Add(1)
 	m := machine{provider: provider}
 	var providerID string
@@ -178,6 +185,9 @@ func newMachine(t *testing.T, provider string, labels map[string]string) machine
 	}
 	m.node = fmt.Sprintf("e2e-%s-%d", strings.ToLower(t.Name()[:min(len(t.Name()), 30)]), n)
 	m.node = strings.NewReplacer("/", "-", "_", "-").Replace(m.node)
+	if name != "" {
+		m.node = name
+	}
 	fakePost(t, provider, "/_fake/instances", map[string]string{"id": m.instanceID, "region": m.region})
 	ctx := context.Background()
 	if _, err := env.cluster.CreateNode(ctx, m.node, providerID, l); err != nil {

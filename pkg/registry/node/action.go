@@ -3,10 +3,14 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"reflect"
+	"runtime/debug"
+	"sort"
 	"strings"
 	"time"
 
@@ -20,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	sigjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -66,19 +71,31 @@ type ActionConfig struct {
 	Drivers  Drivers
 	Locker   Locker
 	Recorder record.EventRecorder
+	// Machines, when set, tells which Nodes claim a machine, so an action
+	// on a machine that two Nodes claim is refused.
+	Machines MachineClaims
 	// DefaultRegion gives the cloud config's default region of a provider.
 	DefaultRegion func(provider string) string
-	// SelfNodeName is the node this server runs on; actions on it are
-	// refused, since the server would go down with the machine mid-request.
+	// SelfNodeName is the node this server runs on. An action on it is
+	// done all the same, with its "requested" Event written before the
+	// cloud call, since the server may go down before the cloud answers.
 	SelfNodeName string
 	// Cooldown is how long a node stays locked after an accepted action,
-	// or after one whose outcome is unknown, so a retried or duplicated
-	// request does not act twice on a machine that is already rebooting.
+	// or after one whose outcome is unknown, counted from when the cloud
+	// call returned, so a retried or duplicated request does not act twice
+	// on a machine that is already rebooting. While the call runs the lock
+	// is renewed. The call's own time limit belongs to the driver set
+	// (pkg/cloud/providers), not to this handler.
 	Cooldown time.Duration
-	// CloudTimeout bounds the cloud call when the driver set has none.
-	CloudTimeout time.Duration
-	// Now is the clock (tests replace it).
-	Now func() time.Time
+	// Clock is the clock (tests replace it); nil means the real one.
+	Clock Clock
+}
+
+// Clock is what the action handler needs of a clock: the time, a ticker
+// to renew the lock during a call, and a timer to drop it afterwards.
+type Clock interface {
+	clock.WithTicker
+	AfterFunc(d time.Duration, f func()) clock.Timer
 }
 
 // ActionREST serves POST nodes/{name}/<action> as a rest.Connecter, the
@@ -96,8 +113,8 @@ var (
 
 // NewActionREST returns the storage of one action.
 func NewActionREST(a Action, cfg ActionConfig) *ActionREST {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
 	}
 	return &ActionREST{action: a, cfg: cfg}
 }
@@ -120,11 +137,10 @@ func (r *ActionREST) ProducesObject(string) interface{} { return infraopsv1.Node
 
 func (r *ActionREST) Connect(ctx context.Context, name string, _ runtime.Object, responder rest.Responder) (http.Handler, error) {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		obj, code, err := r.serve(ctx, name, w, req)
+		// dryRun is known once the body is decoded; failures after that
+		// are counted under the right label too.
 		dryRun := false
-		if a, ok := obj.(*infraopsv1.NodeAction); ok {
-			dryRun = a.DryRun
-		}
+		obj, code, err := r.serve(ctx, name, w, req, &dryRun)
 		observeRequest(r.action.Name, dryRun, code, err)
 		if err != nil {
 			responder.Error(err)
@@ -140,16 +156,20 @@ const maxBodyBytes = 64 << 10
 // maxReasonLength bounds the free-text reason kept in events and logs.
 const maxReasonLength = 1024
 
-func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWriter, req *http.Request) (runtime.Object, int, error) {
+func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWriter, req *http.Request, dryRunOut *bool) (runtime.Object, int, error) {
+	if err := checkName(name); err != nil {
+		return nil, 0, err
+	}
 	opts, err := r.decodeOptions(w, req)
 	if err != nil {
 		return nil, 0, err
 	}
+	common := opts.Common()
+	dryRun := common.IsDryRun()
+	*dryRunOut = dryRun
 	if errs := r.validate(opts); len(errs) > 0 {
 		return nil, 0, apierrors.NewInvalid(infraopsv1.SchemeGroupVersion.WithKind(kindOf(opts)).GroupKind(), name, errs)
 	}
-	common := opts.Common()
-	dryRun := common.IsDryRun()
 	user, _ := genericapirequest.UserFrom(ctx)
 	userName := "<unknown>"
 	if user != nil {
@@ -170,10 +190,6 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 	if err != nil {
 		return nil, 0, kubeAPIError("read the node", err)
 	}
-	if r.cfg.SelfNodeName != "" && name == r.cfg.SelfNodeName {
-		return nil, 0, apierrors.NewForbidden(infraopsv1.Resource("nodes"), name,
-			fmt.Errorf("refusing to %s the node this server runs on: it would go down mid-request; a replica on another node can do it", r.action.Name))
-	}
 	if common.NodeUID != "" && common.NodeUID != node.UID {
 		return nil, 0, apierrors.NewConflict(infraopsv1.Resource("nodes"), name,
 			fmt.Errorf("precondition failed: nodeUID %s does not match the node's UID %s (the node was recreated)", common.NodeUID, node.UID))
@@ -187,37 +203,51 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 		return nil, 0, invalidNode(name, field.Invalid(field.NewPath("spec", "providerID"), node.Spec.ProviderID,
 			fmt.Sprintf("cloud %q is not enabled in this server's cloud config", inst.Provider)))
 	}
+	if err := r.claimedByOthers(name, inst); err != nil {
+		return nil, 0, err
+	}
+	self := r.cfg.SelfNodeName != "" && name == r.cfg.SelfNodeName
 	logger = logger.WithValues("nodeUID", node.UID, "provider", inst.Provider, "region", inst.Region, "instanceID", inst.ID)
 
+	// A dry run meets the lock as the real request would, without taking it.
 	var lock Lock
-	if !dryRun {
+	if dryRun {
+		err = r.cfg.Locker.Check(ctx, name)
+	} else {
 		lock, err = r.cfg.Locker.Acquire(ctx, name, LockRecord{Action: r.action.Name, User: userName, NodeUID: string(node.UID)}, r.cfg.Cooldown)
-		if err != nil {
-			logger.Info("Refused: node is locked", "err", err)
-			return nil, 0, err
+	}
+	if err != nil {
+		logger.Info("Refused: node is locked", "err", err)
+		return nil, 0, err
+	}
+	// Fresh contexts from here on: the request's may be gone, and what is
+	// left to do (renew, release, record) must happen all the same.
+	bg := context.WithoutCancel(ctx)
+	if self && !dryRun {
+		// This replica runs on the machine it is about to reboot: it may
+		// go down before the cloud answers. So the record a 504 would
+		// leave (the lock, held for the cooldown, and an Event naming the
+		// user) is written before the call, synchronously.
+		if err := r.recordSelfRequest(bg, node, inst, userName, mode, common.Reason); err != nil {
+			r.release(bg, lock, logger)
+			return nil, 0, kubeAPIError("record the action", err)
 		}
 	}
 
 	// The cloud call outlives the client: if the client goes away after the
 	// cloud got the call, a retry must meet the lock, not a second reboot.
-	callCtx := context.WithoutCancel(ctx)
-	if r.cfg.CloudTimeout > 0 {
-		var cancel context.CancelFunc
-		callCtx, cancel = context.WithTimeout(callCtx, r.cfg.CloudTimeout)
-		defer cancel()
-	}
-	started := r.cfg.Now()
-	result, err := r.action.Run(callCtx, driver, inst, opts)
-	elapsed := r.cfg.Now().Sub(started)
+	// The lock is renewed while the call runs, however long it takes.
+	stopRenewing := r.keepLocked(lock, logger)
+	started := r.cfg.Clock.Now()
+	result, err := r.call(bg, driver, inst, opts, logger)
+	elapsed := r.cfg.Clock.Since(started)
+	stopRenewing()
 	observeCloudCall(inst.Provider, r.action.Name, elapsed, err)
 	if err != nil {
 		if lock != nil && cloudDidNothing(err) {
-			// Release on a fresh context: the request's may be gone.
-			relCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			if rerr := lock.Release(relCtx); rerr != nil {
-				logger.Error(rerr, "Could not release the node lock; it expires by itself")
-			}
-			cancel()
+			r.release(bg, lock, logger)
+		} else {
+			r.holdFromNow(bg, lock, logger)
 		}
 		logger.Info("Cloud refused the action", "err", err, "cloudRequestID", requestIDOf(err), "elapsed", elapsed)
 		if !dryRun {
@@ -226,11 +256,12 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 		}
 		return nil, 0, cloudError(name, r.action.Name, inst, err)
 	}
+	r.holdFromNow(bg, lock, logger)
 
 	if result.Mode != "" {
 		mode = string(result.Mode) // the cloud's default when none was asked
 	}
-	now := metav1.NewTime(r.cfg.Now())
+	now := metav1.NewTime(r.cfg.Clock.Now())
 	answer := &infraopsv1.NodeAction{
 		TypeMeta: metav1.TypeMeta{APIVersion: infraopsv1.SchemeGroupVersion.String(), Kind: "NodeAction"},
 		Action:   r.action.Name,
@@ -258,14 +289,156 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 	return answer, http.StatusAccepted, nil
 }
 
+// call runs the action's cloud call. A driver that panics (a malformed
+// answer it did not expect) gives a 502 whose outcome is unknown: the
+// cloud may have acted, so the lock is kept, and the caller gets a Status
+// rather than a dropped connection or a bare 500.
+func (r *ActionREST) call(ctx context.Context, d cloud.Driver, inst cloud.Instance, opts Options, logger klog.Logger) (res cloud.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			logger.Error(nil, "The cloud driver panicked", "panic", p, "stack", string(debug.Stack()))
+			res, err = cloud.Result{}, &cloud.Error{
+				Kind: cloud.ErrUnavailable, Provider: inst.Provider, Code: "DriverPanic",
+				Message: fmt.Sprintf("the %s driver failed on the cloud's answer (%v); the outcome is unknown, the node stays locked until the cooldown ends", inst.Provider, p),
+			}
+		}
+	}()
+	return r.action.Run(ctx, d, inst, opts)
+}
+
+// renewEvery is how often the lock is renewed while a cloud call runs: a
+// third of the hold, so two renewals may fail before it lapses.
+func (r *ActionREST) renewEvery() time.Duration {
+	return max(r.cfg.Cooldown/3, 100*time.Millisecond)
+}
+
+// keepLocked renews the lock until the returned stop is called (which
+// waits for a renewal under way).
+func (r *ActionREST) keepLocked(lock Lock, logger klog.Logger) (stop func()) {
+	if lock == nil {
+		return func() {}
+	}
+	every := r.renewEvery()
+	ticker := r.cfg.Clock.NewTicker(every)
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		for {
+			select {
+			case <-done:
+				return
+			case <-ticker.C():
+				ctx, cancel := context.WithTimeout(context.Background(), every)
+				if err := lock.Renew(ctx); err != nil {
+					logger.Error(err, "Could not renew the node lock during the cloud call")
+				}
+				cancel()
+			}
+		}
+	}()
+	return func() {
+		ticker.Stop()
+		close(done)
+		<-exited
+	}
+}
+
+// holdFromNow starts the cooldown when the cloud call has returned, and
+// drops the Lease when it ends, so locks do not pile up. If this replica
+// is gone by then, the Lease stays (harmless: expired) until another
+// action takes it over or its Node is deleted.
+func (r *ActionREST) holdFromNow(ctx context.Context, lock Lock, logger klog.Logger) {
+	if lock == nil {
+		return
+	}
+	renewCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := lock.Renew(renewCtx); err != nil {
+		// The Lease still holds for the cooldown from its last renewal,
+		// at most a renewal interval before the call returned.
+		logger.Error(err, "Could not restart the node lock's cooldown at the end of the cloud call")
+	}
+	r.cfg.Clock.AfterFunc(r.cfg.Cooldown, func() {
+		relCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := lock.Release(relCtx); err != nil {
+			logger.V(2).Info("Could not remove the expired node lock", "err", err)
+		}
+	})
+}
+
+func (r *ActionREST) release(ctx context.Context, lock Lock, logger klog.Logger) {
+	if lock == nil {
+		return
+	}
+	relCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := lock.Release(relCtx); err != nil {
+		logger.Error(err, "Could not release the node lock; it expires by itself")
+	}
+}
+
+// claimedByOthers refuses a machine that another Node also claims: a
+// Node's providerID is written by whoever registers the Node, so a
+// compromised kubelet could point its Node at someone else's machine, and
+// RBAC resourceNames on the node would not stop that.
+func (r *ActionREST) claimedByOthers(name string, inst cloud.Instance) error {
+	if r.cfg.Machines == nil {
+		return nil
+	}
+	var others []string
+	for _, n := range r.cfg.Machines.NodesClaiming(inst.Provider, inst.ID) {
+		if n != name {
+			others = append(others, n)
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	sort.Strings(others)
+	return apierrors.NewConflict(infraopsv1.Resource("nodes"), name,
+		fmt.Errorf("refusing to %s %s instance %s: Node %s also claims it in spec.providerID; fix or delete the Node that does not run on it",
+			r.action.Name, inst.Provider, inst.ID, strings.Join(others, ", ")))
+}
+
+// recordSelfRequest writes the "requested" Event of an action on the node
+// this server runs on, before the cloud call and synchronously (the
+// recorder's queue would die with the machine).
+func (r *ActionREST) recordSelfRequest(ctx context.Context, node *corev1.Node, inst cloud.Instance, user, mode, reason string) error {
+	now := metav1.NewTime(r.cfg.Clock.Now())
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: node.Name + ".",
+			Namespace:    metav1.NamespaceDefault,
+			Annotations:  map[string]string{infraopsv1.GroupName + "/user": user},
+		},
+		InvolvedObject: corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: node.Name, UID: node.UID},
+		Reason:         eventReason(r.action.Name, "Requested"),
+		Message: fmt.Sprintf("%s of %s %s in %s requested by %s (mode %s, reason %q); this server runs on the node and may go down before the cloud answers: until then the outcome is unknown and the node stays locked, as after a timeout",
+			r.action.Name, inst.Provider, inst.ID, inst.Region, user, orNone(mode), reason),
+		Source:         corev1.EventSource{Component: "k8s-cloud-node-manager", Host: r.cfg.SelfNodeName},
+		FirstTimestamp: now,
+		LastTimestamp:  now,
+		Count:          1,
+		Type:           corev1.EventTypeNormal,
+	}
+	_, err := r.cfg.Client.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, ev, metav1.CreateOptions{})
+	return err
+}
+
 // decodeOptions reads the optional body strictly: unknown or duplicate
 // fields, wrong kinds and bad JSON or YAML are a 400, never ignored, so a
 // misspelt "dryrun" cannot turn a dry run into a reboot.
 func (r *ActionREST) decodeOptions(w http.ResponseWriter, req *http.Request) (Options, error) {
 	opts := r.action.NewOptions()
+	kind := kindOf(opts)
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBodyBytes))
 	if err != nil {
-		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the request body is limited to %d bytes", maxBodyBytes))
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("the request body is limited to %d bytes", maxBodyBytes))
+		}
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("cannot read the request body: %v", err))
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return opts, nil
@@ -274,18 +447,84 @@ func (r *ActionREST) decodeOptions(w http.ResponseWriter, req *http.Request) (Op
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body is not valid JSON or YAML: %v", err))
 	}
+	// The messages below are for people: the decoder's own ("cannot
+	// unmarshal string into Go value of type v1.RestartOptions") name Go
+	// types a caller never sees.
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body must be a %s object, like {\"reason\": \"kernel update\"}, not %s", kind, jsonKindOf(data)))
+	}
 	strictErrs, err := sigjson.UnmarshalStrict(data, opts)
 	if err != nil {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("cannot decode the request body as %s: %v", kindOf(opts), err))
+		// encoding/json reports the field and what it got.
+		var typeErr *json.UnmarshalTypeError
+		if jerr := json.Unmarshal(data, r.action.NewOptions()); errors.As(jerr, &typeErr) && typeErr.Field != "" {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s field %q must be %s, not %s", kind, jsonFieldPath(typeErr.Field), goKindInJSON(typeErr.Type), typeErr.Value))
+		}
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body is not a valid %s", kind))
 	}
 	if len(strictErrs) > 0 {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body has fields %s does not have: %v", kindOf(opts), strictErrs))
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body has fields %s does not have: %v", kind, strictErrs))
 	}
 	gvk := opts.GetObjectKind().GroupVersionKind()
-	if (gvk.Kind != "" && gvk.Kind != kindOf(opts)) || (gvk.Group != "" || gvk.Version != "") && gvk.GroupVersion() != infraopsv1.SchemeGroupVersion {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body must be a %s of %s, not %s", kindOf(opts), infraopsv1.SchemeGroupVersion, gvk))
+	if (gvk.Kind != "" && gvk.Kind != kind) || (gvk.Group != "" || gvk.Version != "") && gvk.GroupVersion() != infraopsv1.SchemeGroupVersion {
+		got := "kind " + orNone(gvk.Kind)
+		if av := gvk.GroupVersion().String(); av != "" {
+			got += " of apiVersion " + av
+		}
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the request body must be a %s (apiVersion %s, both optional), not %s", kind, infraopsv1.SchemeGroupVersion, got))
 	}
 	return opts, nil
+}
+
+// jsonFieldPath drops the Go names of embedded structs
+// ("ActionOptions.dryRun" is the body's "dryRun").
+func jsonFieldPath(p string) string {
+	parts := strings.Split(p, ".")
+	for len(parts) > 1 && parts[0] != "" && parts[0][0] >= 'A' && parts[0][0] <= 'Z' {
+		parts = parts[1:]
+	}
+	return strings.Join(parts, ".")
+}
+
+// jsonKindOf names the kind of a JSON value for a message.
+func jsonKindOf(data []byte) string {
+	d := bytes.TrimSpace(data)
+	if len(d) == 0 {
+		return "nothing"
+	}
+	switch d[0] {
+	case '"':
+		return "a string"
+	case '[':
+		return "a list"
+	case 't', 'f':
+		return "true or false"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// goKindInJSON names what a Go field takes, in JSON's words.
+func goKindInJSON(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another type"
 }
 
 func (r *ActionREST) validate(opts Options) field.ErrorList {

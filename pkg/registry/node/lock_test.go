@@ -13,18 +13,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	testingclock "k8s.io/utils/clock/testing"
 )
-
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
 
 func TestLeaseLocker(t *testing.T) {
 	ctx := context.Background()
 	kube := fake.NewClientset()
-	c := &clock{t: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
-	a := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-a", Now: c.now}
-	b := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-b", Now: c.now}
+	c := testingclock.NewFakeClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
+	a := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-a", Clock: c}
+	b := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-b", Clock: c}
 	rec := LockRecord{Action: "restart", User: "alice", NodeUID: "u1"}
 
 	first, err := a.Acquire(ctx, "node-1", rec, time.Minute)
@@ -39,22 +36,33 @@ func TestLeaseLocker(t *testing.T) {
 		t.Fatalf("unexpected lease %+v", lease)
 	}
 
-	// Another replica, 20s later: locked, and told when to come back.
-	c.t = c.t.Add(20 * time.Second)
-	_, err = b.Acquire(ctx, "node-1", rec, time.Minute)
+	// The holder itself, 20s later: locked, and told when to come back.
+	c.Step(20 * time.Second)
+	_, err = a.Acquire(ctx, "node-1", rec, time.Minute)
 	if !apierrors.IsConflict(err) {
 		t.Fatalf("want 409, got %v", err)
 	}
 	if s := err.(apierrors.APIStatus).Status(); s.Details.RetryAfterSeconds != 40 || !strings.Contains(s.Message, "a restart of this node requested by alice") {
 		t.Fatalf("want Retry-After 40s and who holds the lock, got %q %+v", s.Message, s.Details)
 	}
+	// Another replica sees the Lease for the first time: it cannot tell
+	// how old the renewTime is on its own clock, so it waits a whole hold.
+	_, err = b.Acquire(ctx, "node-1", rec, time.Minute)
+	if s, ok := err.(apierrors.APIStatus); !ok || s.Status().Details.RetryAfterSeconds != 60 {
+		t.Fatalf("want 409 with Retry-After 60s from replica-b, got %v", err)
+	}
 	// Other nodes are independent.
 	if _, err := b.Acquire(ctx, "node-2", rec, time.Minute); err != nil {
 		t.Fatalf("node-2: %v", err)
 	}
 
-	// After the hold ends the lease is taken over...
-	c.t = c.t.Add(41 * time.Second)
+	// After the hold ends (on replica-b's clock, from when it first saw
+	// the Lease) the lease is taken over...
+	c.Step(41 * time.Second)
+	if _, err := b.Acquire(ctx, "node-1", rec, time.Minute); !apierrors.IsConflict(err) {
+		t.Fatalf("replica-b took over 41s after first seeing a 60s lock: %v", err)
+	}
+	c.Step(20 * time.Second)
 	second, err := b.Acquire(ctx, "node-1", rec, time.Minute)
 	if err != nil {
 		t.Fatalf("takeover after expiry: %v", err)
@@ -111,5 +119,103 @@ func TestLeaseName(t *testing.T) {
 	}
 	if leaseName(string(long)) == leaseName(string(long[:249])) {
 		t.Fatal("hashed names collide")
+	}
+}
+
+// A replica whose clock runs 10 minutes ahead must not take over a Lease
+// another replica took the same instant: expiry is judged on each
+// replica's own clock from when it first saw the holder and renew time.
+func TestLeaseLockerClockSkew(t *testing.T) {
+	ctx := context.Background()
+	kube := fake.NewClientset()
+	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	clockA := testingclock.NewFakeClock(start)
+	clockB := testingclock.NewFakeClock(start.Add(10 * time.Minute))
+	a := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-a", Clock: clockA}
+	b := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-b", Clock: clockB}
+	rec := LockRecord{Action: "restart", User: "alice"}
+	if _, err := a.Acquire(ctx, "node-1", rec, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Acquire(ctx, "node-1", rec, 5*time.Minute); !apierrors.IsConflict(err) {
+		t.Fatalf("a replica 10 minutes ahead took over a fresh 5m lock: %v", err)
+	}
+	if err := b.Check(ctx, "node-1"); !apierrors.IsConflict(err) {
+		t.Fatalf("Check: want 409, got %v", err)
+	}
+	clockA.Step(4 * time.Minute)
+	clockB.Step(4 * time.Minute)
+	if _, err := b.Acquire(ctx, "node-1", rec, 5*time.Minute); !apierrors.IsConflict(err) {
+		t.Fatalf("taken over after 4 of 5 minutes: %v", err)
+	}
+	// A renewal by the holder starts the hold again for everyone.
+	clockA.Step(time.Minute + time.Second)
+	clockB.Step(time.Minute + time.Second)
+	if _, err := b.Acquire(ctx, "node-1", rec, 5*time.Minute); err != nil {
+		t.Fatalf("not taken over after the whole hold on replica-b's clock: %v", err)
+	}
+}
+
+func TestLeaseRenewRestartsTheHold(t *testing.T) {
+	ctx := context.Background()
+	kube := fake.NewClientset()
+	c := testingclock.NewFakeClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
+	a := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-a", Clock: c}
+	b := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-b", Clock: c}
+	rec := LockRecord{Action: "restart", User: "alice", NodeUID: "uid-1"}
+	lock, err := a.Acquire(ctx, "node-1", rec, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(ctx, "node-1"); !apierrors.IsConflict(err) {
+		t.Fatalf("want 409, got %v", err)
+	}
+	c.Step(50 * time.Second)
+	if err := lock.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Step(50 * time.Second)
+	if err := b.Check(ctx, "node-1"); !apierrors.IsConflict(err) {
+		t.Fatalf("a renewed lock lapsed 100s after it was taken: %v", err)
+	}
+	// Labels for kubectl get leases -l, and the Node as owner, so the
+	// garbage collector deletes the Lease with its Node.
+	lease, err := kube.CoordinationV1().Leases("ops").Get(ctx, "node-action-node-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease.Labels[LockLabel] != "node-action" || lease.Labels[LockNodeLabel] != "node-1" {
+		t.Fatalf("labels %v", lease.Labels)
+	}
+	if o := lease.OwnerReferences; len(o) != 1 || o[0].Kind != "Node" || o[0].APIVersion != "v1" || o[0].Name != "node-1" || o[0].UID != "uid-1" {
+		t.Fatalf("owner references %+v", o)
+	}
+	// Released: nothing to meet.
+	if err := lock.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(ctx, "node-1"); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
+
+// A Lease released between our create (AlreadyExists) and our read
+// (NotFound) is a free lock: the create is tried again.
+func TestLeaseVanishesBetweenCreateAndGet(t *testing.T) {
+	kube := fake.NewClientset()
+	creates := 0
+	kube.PrependReactor("create", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		creates++
+		if creates == 1 {
+			return true, nil, apierrors.NewAlreadyExists(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}, "node-action-node-1")
+		}
+		return false, nil, nil
+	})
+	l := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "r"}
+	if _, err := l.Acquire(context.Background(), "node-1", LockRecord{}, time.Minute); err != nil {
+		t.Fatalf("want the lock on the second create, got %v", err)
+	}
+	if creates != 2 {
+		t.Fatalf("want 2 creates, got %d", creates)
 	}
 }

@@ -1,32 +1,34 @@
 // Package node is the REST storage of infraops.michael.io nodes: a read-only
-// view of the core Nodes served from a shared informer, and the actions
+// view of the core Nodes served from a cache a reflector fills, and the actions
 // (nodes/{name}/restart, …) that drive the machine behind a node.
 package node
 
 import (
 	"context"
 	"fmt"
-	"sort"
+	"strconv"
+	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/validation/path"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	metainternalversionvalidation "k8s.io/apimachinery/pkg/apis/meta/internalversion/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apiserver/pkg/registry/rest"
-	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/tools/cache"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 )
 
-// REST serves get, list and watch of nodes from the informer cache.
+// REST serves get, list and watch of nodes from the Cache.
 type REST struct {
-	lister        corelisters.NodeLister
-	informer      cache.SharedIndexInformer
-	defaultRegion func(provider string) string
+	cache            *Cache
+	bookmarkInterval time.Duration
 }
 
 var (
@@ -38,11 +40,14 @@ var (
 	_ rest.SingularNameProvider = &REST{}
 )
 
-// NewREST returns the nodes storage over a Node informer (trimmed with
-// TrimNode). defaultRegion gives the cloud config's default region of a
-// provider.
-func NewREST(informer cache.SharedIndexInformer, defaultRegion func(provider string) string) *REST {
-	return &REST{lister: corelisters.NewNodeLister(informer.GetIndexer()), informer: informer, defaultRegion: defaultRegion}
+// NewREST returns the nodes storage over a Cache that a reflector on core
+// Nodes fills. bookmarkInterval is how often idle watches get a bookmark
+// (DefaultBookmarkInterval when 0).
+func NewREST(c *Cache, bookmarkInterval time.Duration) *REST {
+	if bookmarkInterval <= 0 {
+		bookmarkInterval = DefaultBookmarkInterval
+	}
+	return &REST{cache: c, bookmarkInterval: bookmarkInterval}
 }
 
 func (r *REST) New() runtime.Object     { return &infraopsv1.Node{} }
@@ -51,45 +56,102 @@ func (r *REST) Destroy()                {}
 func (r *REST) NamespaceScoped() bool   { return false }
 func (r *REST) GetSingularName() string { return "node" }
 
-func (r *REST) Get(ctx context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
-	n, err := r.lister.Get(name)
-	if apierrors.IsNotFound(err) {
+// Get reads the cache; a resourceVersion other than "" and "0" asks for a
+// state at least that new.
+func (r *REST) Get(ctx context.Context, name string, opts *metav1.GetOptions) (runtime.Object, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	var rv uint64
+	if opts != nil {
+		var err error
+		if rv, err = parseResourceVersion(opts.ResourceVersion); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.cache.waitFresh(ctx, rv); err != nil {
+		return nil, err
+	}
+	v, ok := r.cache.get(name)
+	if !ok {
 		return nil, nodeNotFound(name)
 	}
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
-	}
-	return toView(n, r.defaultRegion), nil
+	return emit(v), nil
 }
 
+// List answers the whole selection in one page, at the cache's
+// resourceVersion: a watch from it misses nothing. resourceVersionMatch
+// NotOlderThan (or none) with a resourceVersion waits for the cache to
+// reach it; Exact can be served only for the current state, since the
+// cache keeps no old states (410 Gone otherwise, and the client lists
+// again without it).
 func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) (runtime.Object, error) {
-	labelSel := labels.Everything()
-	fieldSel := fields.Everything()
-	if opts != nil {
-		if opts.LabelSelector != nil {
-			labelSel = opts.LabelSelector
-		}
-		if opts.FieldSelector != nil {
-			fieldSel = opts.FieldSelector
-		}
+	if opts == nil {
+		opts = &metainternalversion.ListOptions{}
 	}
-	nodes, err := r.lister.List(labelSel)
+	if err := validateListOptions(opts, false); err != nil {
+		return nil, err
+	}
+	if opts.Continue != "" {
+		return nil, apierrors.NewBadRequest("invalid continue token: this server answers every list in one page and never issues one")
+	}
+	rv, err := parseResourceVersion(opts.ResourceVersion)
 	if err != nil {
-		return nil, apierrors.NewInternalError(err)
+		return nil, err
 	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	list := &infraopsv1.NodeList{Items: make([]infraopsv1.Node, 0, len(nodes))}
-	// The informer's resourceVersion lets a client watch from this list
-	// (kubectl get -w) without a second round of ADDED events.
-	list.ResourceVersion = r.informer.LastSyncResourceVersion()
-	for _, n := range nodes {
-		v := toView(n, r.defaultRegion)
-		if !fieldSel.Matches(FieldSet(v)) {
-			continue
+	if err := r.cache.waitFresh(ctx, rv); err != nil {
+		return nil, err
+	}
+	items, listRV := r.cache.snapshot()
+	if opts.ResourceVersionMatch == metav1.ResourceVersionMatchExact && listRV != rv {
+		return nil, apierrors.NewResourceExpired(fmt.Sprintf("resource version %d is not the current one (%d): this server keeps only the current state of the nodes", rv, listRV))
+	}
+	match := matcher(opts.LabelSelector, opts.FieldSelector)
+	list := &infraopsv1.NodeList{Items: make([]infraopsv1.Node, 0, len(items))}
+	list.ResourceVersion = strconv.FormatUint(listRV, 10)
+	for _, v := range items {
+		if match == nil || match(v) {
+			list.Items = append(list.Items, *v)
 		}
-		list.Items = append(list.Items, *v)
 	}
 	return list, nil
+}
+
+// validateListOptions is kube-apiserver's check of list and watch options
+// (the generic handler runs it too; it is here for every other caller).
+func validateListOptions(opts *metainternalversion.ListOptions, watch bool) error {
+	o := *opts
+	o.Watch = o.Watch || watch
+	if errs := metainternalversionvalidation.ValidateListOptions(&o, true); len(errs) > 0 {
+		return apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "ListOptions"}, "", errs)
+	}
+	return nil
+}
+
+// parseResourceVersion reads a resourceVersion; "" and "0" are 0.
+func parseResourceVersion(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	rv, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, apierrors.NewBadRequest(fmt.Sprintf("invalid resource version %q: %v", s, err))
+	}
+	return rv, nil
+}
+
+// checkName answers a name no node can have before anything is looked up:
+// one that is not a valid path segment ("a%b", ".", "..") is a 400, as
+// kube-apiserver answers it; any other name that is not a DNS subdomain
+// (what Node names must be) is a 404.
+func checkName(name string) error {
+	if msgs := path.IsValidPathSegmentName(name); len(msgs) > 0 {
+		return apierrors.NewBadRequest(fmt.Sprintf("invalid node name %q: %s", name, strings.Join(msgs, "; ")))
+	}
+	if len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return nodeNotFound(name)
+	}
+	return nil
 }
 
 // FieldSet is what field selectors on nodes can match. The same names are

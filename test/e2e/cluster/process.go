@@ -115,12 +115,23 @@ func (p *Process) Stop() error {
 	return p.stopErr
 }
 
+// Kill sends SIGKILL to the process group at once, as an OOM kill or a
+// machine losing power would end it, and waits for it to exit.
+func (p *Process) Kill() error {
+	p.stopOnce.Do(func() { p.stopErr = p.stop(0) })
+	return p.stopErr
+}
+
 func (p *Process) stop(grace time.Duration) error {
 	pgid := p.cmd.Process.Pid
 	select {
 	case <-p.done:
 	default:
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		sig := syscall.SIGTERM
+		if grace == 0 {
+			sig = syscall.SIGKILL
+		}
+		_ = syscall.Kill(-pgid, sig)
 		select {
 		case <-p.done:
 		case <-time.After(grace):

@@ -164,6 +164,7 @@ type Product struct {
 	cluster   *Cluster
 	serverBin string
 	serverEnv []string
+	extraArgs []string
 }
 
 // StartProduct starts the fake cloud, writes the cloud config, creates the
@@ -284,6 +285,7 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	}
 	p.serverEnv = append(fakeCredentials(), o.ServerEnv...)
 	extra := append([]string(nil), o.ExtraServerArgs...)
+	p.extraArgs = extra
 
 	begin = time.Now()
 	if err := p.startServer(ctx, extra); err != nil {
@@ -475,6 +477,46 @@ func (p *Product) RestartServer(ctx context.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("%w%s", err, p.Server.logTailSuffix())
 	}
 	return time.Since(begin), nil
+}
+
+// KillServer ends the extension server with SIGKILL (no graceful
+// shutdown, nothing flushed) and starts it again with the same flags and
+// port, then waits for the APIService to be usable again.
+func (p *Product) KillServer(ctx context.Context) error {
+	if err := p.Server.Kill(); err != nil {
+		return err
+	}
+	_, err := p.RestartServer(ctx)
+	return err
+}
+
+// StartReplica starts another extension server beside the registered one,
+// with the same flags on a free port plus extra, and returns at once
+// (without waiting for it to be ready). It is stopped with the cluster.
+func (p *Product) StartReplica(extra []string) (*Process, int, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, 0, err
+	}
+	args := p.serverArgs(port, append(append([]string(nil), p.extraArgs...), extra...))
+	proc, err := p.cluster.track(nil, func() (*Process, error) {
+		return startProcess(p.cluster.logDir, fmt.Sprintf("k8s-cloud-node-manager-%d", port), p.serverBin, args, p.serverEnv, cloudEnv)
+	})
+	return proc, port, err
+}
+
+// ServerHTTPClient trusts the extension server's serving certificate and
+// presents certs, if any.
+func (p *Product) ServerHTTPClient(certs ...tls.Certificate) *http.Client {
+	c := p.serverHTTPClient()
+	c.Transport.(*http.Transport).TLSClientConfig.Certificates = certs
+	return c
+}
+
+// FrontProxyClientCert is the certificate kube-apiserver's aggregator
+// presents to extension servers (CN front-proxy-client).
+func (c *Cluster) FrontProxyClientCert() (tls.Certificate, error) {
+	return tls.LoadX509KeyPair(c.pki.path(fileFrontProxyCert), c.pki.path(fileFrontProxyKey))
 }
 
 func (p *Product) stop() {
