@@ -141,6 +141,11 @@ type RebootOptions struct {
 type StopOptions struct {
 	// Mode is one of the cloud's stop modes; "" asks for its default.
 	Mode Mode
+	// StopCharging asks a cloud that bills stopped instances by default
+	// (Tencent CVM: StoppedMode KEEP_CHARGING) to stop billing the
+	// instance's compute (STOP_CHARGING). Clouds that never bill a stopped
+	// instance's compute (EC2, GCE) have nothing to do for it.
+	StopCharging bool
 	// DryRun asks whether the stop would be allowed, and changes nothing.
 	DryRun bool
 }

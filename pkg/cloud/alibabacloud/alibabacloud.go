@@ -327,10 +327,12 @@ func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.Reb
 }
 
 // Stop implements cloud.Stopper with StopInstance; hard is ForceStop.
-// StoppedMode is always KeepCharging: the instance keeps its vCPUs, memory
-// and IP while stopped, so a start brings the node back as it was. The
-// account's default may be StopCharging (economical mode), which releases
-// them and can fail the next start for want of stock.
+// StoppedMode is always sent: KeepCharging unless opts.StopCharging asks
+// for StopCharging. KeepCharging keeps the instance's vCPUs, memory and IP
+// while stopped, so a start brings the node back as it was; the account's
+// default may be the economical mode (StopCharging), which releases them
+// and can fail the next start for want of stock, so it is never left to
+// the default.
 func (d *Driver) Stop(ctx context.Context, inst cloud.Instance, opts cloud.StopOptions) (cloud.Result, error) {
 	mode, err := cloud.ChooseMode(Name, cloud.ActionStop, d.Modes(cloud.ActionStop), opts.Mode)
 	if err != nil {
@@ -341,7 +343,7 @@ func (d *Driver) Stop(ctx context.Context, inst cloud.Instance, opts cloud.StopO
 		req := &ecs.StopInstanceRequest{
 			InstanceId:  dara.String(inst.ID),
 			ForceStop:   dara.Bool(mode == cloud.ModeHard),
-			StoppedMode: dara.String(StoppedModeKeepCharging),
+			StoppedMode: dara.String(stoppedMode(opts)),
 			DryRun:      dara.Bool(opts.DryRun),
 		}
 		resp, err := c.StopInstanceWithContext(ctx, req, runtime())
@@ -357,8 +359,18 @@ func (d *Driver) Stop(ctx context.Context, inst cloud.Instance, opts cloud.StopO
 	return res, nil
 }
 
-// StoppedModeKeepCharging is the StoppedMode of every stop (see Stop).
-const StoppedModeKeepCharging = "KeepCharging"
+// ECS's StoppedMode values (see Stop).
+const (
+	StoppedModeKeepCharging = "KeepCharging"
+	StoppedModeStopCharging = "StopCharging"
+)
+
+func stoppedMode(opts cloud.StopOptions) string {
+	if opts.StopCharging {
+		return StoppedModeStopCharging
+	}
+	return StoppedModeKeepCharging
+}
 
 // Start implements cloud.Starter with StartInstance.
 func (d *Driver) Start(ctx context.Context, inst cloud.Instance, opts cloud.StartOptions) (cloud.Result, error) {

@@ -196,6 +196,17 @@ func TestStopStart(t *testing.T) {
 	if in, _ := e.fake.Instance(runningID); in.State != "Running" {
 		t.Fatalf("instance is %s after a start", in.State)
 	}
+	// StopCharging asks ECS to release the compute while stopped.
+	e.fake.ClearCalls()
+	if _, err := d.Stop(ctx, inst(runningID), cloud.StopOptions{StopCharging: true}); err != nil {
+		t.Fatal(err)
+	}
+	if c := fakecloud.OneCall(t, e.fake); c.StoppedMode != StoppedModeStopCharging || c.ForceStop {
+		t.Fatalf("call %+v", c)
+	}
+	if _, err := d.Start(ctx, inst(runningID), cloud.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	// Starting a running instance: 409 naming the state.
 	_, err = d.Start(ctx, inst(runningID), cloud.StartOptions{})
 	if ce := fakecloud.WantCloudError(t, Name, err, cloud.ErrInvalidState, "IncorrectInstanceStatus"); !strings.Contains(ce.Message, "is Running; only a Stopped instance") {
