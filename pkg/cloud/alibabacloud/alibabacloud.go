@@ -424,6 +424,12 @@ func (d *Driver) explain(ctx context.Context, c *ecs.Client, inst cloud.Instance
 		if !o.running {
 			need = "Stopped"
 		}
+		if status == need {
+			// Busy rather than in the wrong state (another operation
+			// holds it): say what ECS said, with the state.
+			e.Message = fmt.Sprintf("instance %s is %s, and ECS refuses to have it %s now: %s", inst.ID, status, o.verb, e.Message)
+			return
+		}
 		e.Message = fmt.Sprintf("instance %s is %s; only a %s instance can be %s (ECS: %s)", inst.ID, status, need, o.verb, e.Message)
 		return
 	}

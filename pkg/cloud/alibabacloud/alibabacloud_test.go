@@ -429,3 +429,24 @@ func TestMapError(t *testing.T) {
 		}
 	}
 }
+
+// A refusal of an instance that is in the right state (another operation
+// holds it) says so, rather than claiming the state is wrong.
+func TestBusyInTheRightState(t *testing.T) {
+	e := setup(t, func(fake http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("x-acs-action") != "RebootInstance" {
+				fake.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"RequestId":"R-busy","Code":"OperationConflict","Message":"The operation may conflicts with others."}`)
+		})
+	})
+	_, err := e.driver(t).Reboot(context.Background(), inst(runningID), cloud.RebootOptions{})
+	ce := fakecloud.WantCloudError(t, Name, err, cloud.ErrInvalidState, "OperationConflict")
+	if !strings.Contains(ce.Message, "is Running, and ECS refuses") || strings.Contains(ce.Message, "only a") {
+		t.Fatalf("message %q", ce.Message)
+	}
+}
