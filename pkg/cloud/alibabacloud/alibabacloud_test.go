@@ -397,6 +397,17 @@ func TestDefaultEndpoint(t *testing.T) {
 	if got := dara.StringValue(c.Endpoint); got != "ecs.ap-southeast-1.aliyuncs.com" {
 		t.Fatalf("endpoint %q", got)
 	}
+	// The SDK retries only when these say so (dara.ShouldRetry): a
+	// retried reboot is a second reboot.
+	if ro := c.RetryOptions; ro == nil || ro.Retryable || ro.MaxAttempts > 1 {
+		t.Fatalf("retry options %+v", ro)
+	}
+	if rt := runtime(); dara.BoolValue(rt.Autoretry) || dara.IntValue(rt.MaxAttempts) != 1 {
+		t.Fatalf("runtime options %+v", rt)
+	}
+	if c.Client.HttpClient != d.(*Driver).http || !dara.BoolValue(c.Client.DisableSDKError) {
+		t.Fatal("the client does not use the driver's HTTP client and typed errors")
+	}
 }
 
 // The mapping of codes the fake does not produce, from the SDK's own
