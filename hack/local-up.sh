@@ -16,15 +16,16 @@ log() { printf '[local-up.sh] %s\n' "$*" >&2; }
 
 k8s_dir=$(hack/build-k8s-binaries.sh | tail -n 1)
 
-# Rebuild the product binaries from ./cmd when it is there (incremental,
-# so cheap when nothing changed) rather than demo a stale bin/; otherwise
-# use what `make build` left in bin/.
+# The product binaries are `make build`'s (version-stamped, static), built
+# once: `make demo` builds them and sets SKIP_BUILD; run alone, this
+# script asks make for them (a no-op link when nothing changed).
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+  log "make build"
+  "${MAKE:-make}" --no-print-directory build >&2
+fi
 for name in k8s-cloud-node-manager fake-cloud kubectl-restart; do
-  if [[ -d "cmd/${name}" ]]; then
-    log "building bin/${name}"
-    go build -o "bin/${name}" "./cmd/${name}"
-  elif [[ ! -x "bin/${name}" ]]; then
-    log "bin/${name} is missing and there is no ./cmd/${name} to build it from (run make build)"
+  if [[ ! -x "bin/${name}" ]]; then
+    log "bin/${name} is missing (run make build)"
     exit 1
   fi
 done

@@ -7,6 +7,11 @@
 // The first line on stdout is "ec2=https://HOST:PORT cvm=https://HOST:PORT
 // ecs=https://HOST:PORT" (the endpoints asked for), written once all listen, so a harness can start it on port 0 and read
 // the ports. Every API call is logged on stderr in one line.
+//
+// With --kubeconfig it also plays the kubelets of its machines (package
+// fakecloud/kubelet): when it reboots, stops or starts an instance, the
+// Node whose providerID names it goes NotReady and, once booted
+// (--kubelet-delay), comes back Ready with a new boot ID.
 package main
 
 import (
@@ -52,6 +57,8 @@ type options struct {
 	awsKeyID, awsSecret   string
 	tencentID, tencentKey string
 	aliKeyID, aliSecret   string
+	kubeconfig            string
+	kubeletDelay          time.Duration
 }
 
 // instancesFile is the --instances YAML.
@@ -75,6 +82,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.tencentKey, "tencent-secret-key", "", "the key of --tencent-secret-id")
 	fs.StringVar(&o.aliKeyID, "alibaba-access-key-id", "", "with --alibaba-access-key-secret: verify the full ACS3 signature of this AccessKey and refuse others")
 	fs.StringVar(&o.aliSecret, "alibaba-access-key-secret", "", "the secret of --alibaba-access-key-id")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "play the kubelets of the instances in this cluster: the Node behind a rebooted, stopped or started instance (matched by spec.providerID) follows, through the status subresource (empty: Nodes are left alone)")
+	fs.DurationVar(&o.kubeletDelay, "kubelet-delay", 5*time.Second, "with --kubeconfig: how long an instance takes from the call until its Node is Ready again with a new boot ID")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -93,6 +102,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--tencent-secret-id and --tencent-secret-key go together")
 	case (o.aliKeyID == "") != (o.aliSecret == ""):
 		return o, errors.New("--alibaba-access-key-id and --alibaba-access-key-secret go together")
+	case o.kubeletDelay < 0:
+		return o, fmt.Errorf("--kubelet-delay must not be negative, got %s", o.kubeletDelay)
 	}
 	return o, nil
 }
@@ -182,6 +193,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logger.Printf("%s %s region=%s instances=%s%s key=%s request=%s -> %s",
 			c.Provider, c.Action, c.Region, strings.Join(c.InstanceIDs, ","), extra, c.AccessKeyID, c.RequestID, outcome)
 	}
+	onCall := logCall
+	if o.kubeconfig != "" {
+		sim, err := newKubelets(o.kubeconfig, o.kubeletDelay, logger.Printf)
+		if err != nil {
+			return err
+		}
+		defer sim.Close()
+		onCall = fakecloud.ObserveMachines(logCall, sim.Observe)
+	}
 
 	type endpoint struct {
 		name string
@@ -191,17 +211,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var eps []endpoint
 	if o.ec2Listen != "" {
 		eps = append(eps, endpoint{"ec2", o.ec2Listen, fakecloud.NewEC2(fakecloud.Options{
-			Instances: instances[cloud.ProviderAWS], Secrets: secrets(o.awsKeyID, o.awsSecret), OnCall: logCall,
+			Instances: instances[cloud.ProviderAWS], Secrets: secrets(o.awsKeyID, o.awsSecret), OnCall: onCall,
 		})})
 	}
 	if o.cvmListen != "" {
 		eps = append(eps, endpoint{"cvm", o.cvmListen, fakecloud.NewCVM(fakecloud.Options{
-			Instances: instances[cloud.ProviderTencentCloud], Secrets: secrets(o.tencentID, o.tencentKey), OnCall: logCall,
+			Instances: instances[cloud.ProviderTencentCloud], Secrets: secrets(o.tencentID, o.tencentKey), OnCall: onCall,
 		})})
 	}
 	if o.ecsListen != "" {
 		eps = append(eps, endpoint{"ecs", o.ecsListen, fakecloud.NewECS(fakecloud.Options{
-			Instances: instances[fakecloud.ProviderAlibabaCloud], Secrets: secrets(o.aliKeyID, o.aliSecret), OnCall: logCall,
+			Instances: instances[fakecloud.ProviderAlibabaCloud], Secrets: secrets(o.aliKeyID, o.aliSecret), OnCall: onCall,
 		})})
 	}
 

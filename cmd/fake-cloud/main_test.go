@@ -213,6 +213,7 @@ func TestParseFlagsErrors(t *testing.T) {
 		"half tencent":   append([]string{"--cvm-listen", ":0", "--tencent-secret-key", "K"}, base...),
 		"unknown flag":   append([]string{"--ec2-listen", ":0", "--region", "x"}, base...),
 		"stray argument": append([]string{"--ec2-listen", ":0", "extra"}, base...),
+		"negative delay": append([]string{"--ec2-listen", ":0", "--kubeconfig", "kc", "--kubelet-delay", "-1s"}, base...),
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("%s: %v accepted", name, args)

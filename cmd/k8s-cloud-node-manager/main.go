@@ -38,6 +38,16 @@ func newCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "k8s-cloud-node-manager",
 		Short: "Aggregated API server to restart the cloud machines behind Kubernetes Nodes",
+		// --help prints Long (component-base's help function), not Short.
+		Long: `k8s-cloud-node-manager is the Kubernetes aggregated API server of infraops.michael.io/v1:
+a read-only view of the cluster's Nodes with the cloud machine behind each one (nodes),
+and actions on those machines (nodes/{name}/restart) through the clouds' official SDKs,
+authorized by Kubernetes RBAC and audited with an Event on the Node.
+
+It runs behind kube-apiserver, registered as an APIService (config/chart). Out of a
+cluster, give it --kubeconfig, --authentication-kubeconfig and --authorization-kubeconfig
+(docs/development.md); without --tls-cert-file it serves a self-signed certificate kept
+in --cert-dir.`,
 		// Flag errors are printed by cli.Run with the usage; runtime errors
 		// should not be followed by a page of flags.
 		SilenceUsage: true,

@@ -37,7 +37,7 @@ func run() error {
 	workDir := flag.String("workdir", envOr("WORKDIR", "/tmp/k8s-cloud-node-manager-demo"), "folder for certificates, data and logs ($WORKDIR)")
 	binDir := flag.String("k8s-bin-dir", os.Getenv(cluster.EnvBinDir), "folder with kube-apiserver, etcd and kubectl; empty runs hack/build-k8s-binaries.sh ($K8S_BIN_DIR)")
 	serverBin := flag.String("server-binary", filepath.Join(root, "bin", "k8s-cloud-node-manager"), "the extension server")
-	fakeCloudBin := flag.String("fake-cloud-binary", filepath.Join(root, "bin", "fake-cloud"), "the fake EC2, CVM and ECS endpoints")
+	fakeCloudBin := flag.String("fake-cloud-binary", filepath.Join(root, "bin", "fake-cloud"), "the fake EC2 and CVM endpoints")
 	flag.Parse()
 	if rootErr != nil {
 		return fmt.Errorf("%w (run from inside the checkout)", rootErr)
@@ -74,18 +74,16 @@ func run() error {
 		logf("stopped; logs stay in %s", c.LogDir())
 	}()
 
-	p, err := c.StartProduct(ctx, cluster.ProductOptions{
+	d, err := c.StartDemo(ctx, cluster.DemoOptions{
 		ServerBinary:    *serverBin,
 		FakeCloudBinary: *fakeCloudBin,
+		PluginDir:       filepath.Dir(*serverBin),
 	})
 	if err != nil {
 		return err
 	}
-	bodies, err := writeRequestBodies(c.WorkDir())
-	if err != nil {
-		return err
-	}
-	printHowTo(c, p, bodies, time.Since(begin))
+	p := d.Product
+	printHowTo(c, d, time.Since(begin))
 
 	select {
 	case <-ctx.Done():
@@ -107,63 +105,30 @@ func exited(p *cluster.Process) error {
 		p.Name(), p.Err(), p.LogPath(), p.LogTail(30))
 }
 
-type requestBodies struct{ dryRun, soft, hard string }
-
-// writeRequestBodies saves RestartOptions bodies for `kubectl create
-// --raw`, which reads a body only from a file.
-func writeRequestBodies(dir string) (requestBodies, error) {
-	b := requestBodies{
-		dryRun: filepath.Join(dir, "restart-dry-run.json"),
-		soft:   filepath.Join(dir, "restart-soft.json"),
-		hard:   filepath.Join(dir, "restart-hard.json"),
-	}
-	const head = `{"apiVersion":"` + cluster.Group + `/` + cluster.Version + `","kind":"RestartOptions",`
-	for path, body := range map[string]string{
-		b.dryRun: head + `"dryRun":["All"],"reason":"demo: would it be allowed?"}`,
-		b.soft:   head + `"mode":"soft","reason":"demo"}`,
-		b.hard:   head + `"mode":"hard","reason":"demo"}`,
-	} {
-		if err := os.WriteFile(path, []byte(body+"\n"), 0o644); err != nil {
-			return b, err
-		}
-	}
-	return b, nil
-}
-
-func printHowTo(c *cluster.Cluster, p *cluster.Product, b requestBodies, took time.Duration) {
-	gv := "/apis/" + cluster.Group + "/" + cluster.Version
-	restart := func(node, body string) string {
-		return fmt.Sprintf("kubectl create --raw %s/nodes/%s/restart -f %s", gv, node, body)
-	}
+// printHowTo prints the environment and the Try list: the same steps
+// the end-to-end suite runs in order (TestDemoTryList).
+func printHowTo(c *cluster.Cluster, d *cluster.Demo, took time.Duration) {
+	p := d.Product
 	var s strings.Builder
 	fmt.Fprintf(&s, "\nk8s-cloud-node-manager demo is up (%s).\n\n", took.Round(100*time.Millisecond))
-	fmt.Fprintf(&s, "  export KUBECONFIG=%s\n", c.Kubeconfig())
-	pluginDir, _ := filepath.Abs("bin")
-	if kubectl := c.KubectlPath(); filepath.Dir(kubectl) == c.BinDir() {
-		fmt.Fprintf(&s, "  export PATH=%s:%s:$PATH   # the kubectl built with this cluster, and kubectl-restart\n", filepath.Dir(kubectl), pluginDir)
-	} else {
-		fmt.Fprintf(&s, "  export PATH=%s:$PATH   # kubectl-restart\n", pluginDir)
+	for _, kv := range d.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "PATH" {
+			// Only what the demo adds: kubectl and the plugin.
+			v = strings.TrimSuffix(v, os.Getenv("PATH")) + "$PATH"
+		}
+		fmt.Fprintf(&s, "  export %s=%s\n", k, v)
 	}
-	fmt.Fprintln(&s)
-	fmt.Fprintf(&s, "Try:\n")
-	for _, cmd := range []string{
-		"kubectl get apiservice " + p.APIService.Name(),
-		"kubectl get nodes -o wide",
-		"kubectl get nodes." + cluster.Group,
-		"kubectl get nodes." + cluster.Group + " " + cluster.DemoNodeEKS + " -o yaml",
-		restart(cluster.DemoNodeEKS, b.dryRun) + "   # EC2, dry run",
-		restart(cluster.DemoNodeEKS, b.soft) + "      # EC2 reboot",
-		restart(cluster.DemoNodeTKE, b.hard) + "      # CVM, region from the gz label",
-		restart(cluster.DemoNodeACK, b.dryRun) + "   # ECS, ECS's own dry run (ACK's providerID has no scheme)",
-		restart(cluster.DemoNodeFargate, b.soft) + "  # Fargate: refused",
-		restart(cluster.DemoNodeNoProvider, b.soft) + "  # no providerID: refused",
-		"kubectl restart " + cluster.DemoNodeTKE + " --dry-run=server          # the kubectl plugin",
-		"kubectl restart " + cluster.DemoNodeTKE + " --mode hard --reason demo -o yaml",
-		"kubectl restart -l topology.kubernetes.io/region=us-east-1 --dry-run=server   # several nodes: asks first",
-	} {
-		fmt.Fprintf(&s, "  %s\n", cmd)
+	fmt.Fprintf(&s, "\nThe fake cloud plays the kubelets: a rebooted machine's node goes NotReady and is Ready\n"+
+		"again with a new boot ID after %s. After an accepted restart a node stays locked for\n"+
+		"--action-cooldown (%s here, 5m by default): a second restart meets 409 until then.\n"+
+		"%s may restart %s only (kubeconfig %s).\n",
+		cluster.DemoKubeletDelay, cluster.ShortDuration(cluster.DemoCooldown), cluster.DemoUser, cluster.DemoNodeDev, d.UserKubeconfig)
+	fmt.Fprintf(&s, "\nTry, in order:\n")
+	for _, st := range d.Steps {
+		fmt.Fprintf(&s, "\n  # %s\n  %s\n", st.Comment, st.Command)
 	}
-	fmt.Fprintf(&s, "\nLogs: %s (server: %s, fake cloud: %s)\n", c.LogDir(), filepath.Base(p.Server.LogPath()), filepath.Base(p.FakeCloud.LogPath()))
+	fmt.Fprintf(&s, "\nLogs: %s (server: %s, fake cloud and kubelets: %s)\n", c.LogDir(), filepath.Base(p.Server.LogPath()), filepath.Base(p.FakeCloud.LogPath()))
 	fmt.Fprintf(&s, "Fake cloud: ec2=%s cvm=%s ecs=%s; cloud config %s\n", p.EC2URL, p.CVMURL, p.ECSURL, p.CloudConfig)
 	fmt.Fprintf(&s, "Press Ctrl-C to stop.\n")
 	fmt.Print(s.String())

@@ -107,7 +107,7 @@ func (c *completedConfig) defaultRegion(provider string) string {
 // whole call, so a second request cannot get in while the first runs.
 func CheckLockCoversCall(cooldown time.Duration, cfg *cloud.Config) error {
 	if cfg == nil {
-		cfg = cloud.DefaultConfig()
+		cfg = providers.DefaultConfig()
 	}
 	names := make([]string, 0, len(cfg.Providers))
 	for name := range cfg.Providers {

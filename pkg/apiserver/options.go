@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -75,13 +76,25 @@ func NewOptions() *Options {
 		KubeAPIBurst:   DefaultKubeAPIBurst,
 	}
 	o.SecureServing.BindPort = 6443
-	o.SecureServing.ServerCert.CertDirectory = "apiserver.local.config/certificates"
+	// Self-signed certificates (no --tls-cert-file) go to the user's cache,
+	// not the working directory, where they would end up in a checkout.
+	o.SecureServing.ServerCert.CertDirectory = defaultCertDir()
 	o.SecureServing.ServerCert.PairName = "apiserver"
 	// API priority and fairness needs informers on flowcontrol objects this
 	// small server does not want; kube-apiserver in front of it already
 	// applies fairness to the requests it proxies.
 	o.Features.EnablePriorityAndFairness = false
 	return o
+}
+
+// defaultCertDir is $XDG_CACHE_HOME (or ~/.cache)/k8s-cloud-node-manager/certificates,
+// else the same under the temp dir.
+func defaultCertDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "k8s-cloud-node-manager", "certificates")
 }
 
 // defaultNamespace is the pod's namespace in cluster, else kube-system.
@@ -100,13 +113,14 @@ func defaultNamespace() string {
 // Flags returns the flags in named sets, for cobra's usage output.
 func (o *Options) Flags() cliflag.NamedFlagSets {
 	var fss cliflag.NamedFlagSets
+	// Created first, so --help shows the server's own flags first.
+	fs := fss.FlagSet("k8s-cloud-node-manager")
 	o.SecureServing.AddFlags(fss.FlagSet("secure serving"))
 	o.Authentication.AddFlags(fss.FlagSet("authentication"))
 	o.Authorization.AddFlags(fss.FlagSet("authorization"))
 	o.Audit.AddFlags(fss.FlagSet("auditing"))
 	o.Features.AddFlags(fss.FlagSet("features"))
 
-	fs := fss.FlagSet("k8s-cloud-node-manager")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig of the cluster whose Nodes are served; empty means the in-cluster config.")
 	fs.StringVar(&o.CloudConfig, "cloud-config", o.CloudConfig, "YAML file with per-cloud settings (enabled, region, endpoint, caFile, timeout, rateLimit); see the README. Never credentials.")
 	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the node this server runs on (the downward API's spec.nodeName); an action on it writes its lock and Event before the cloud call, since the server may go down before the answer. Defaults to $NODE_NAME.")
@@ -142,9 +156,8 @@ func (o *Options) Validate() []error {
 
 // Config turns the flags into a server configuration.
 func (o *Options) Config() (*Config, error) {
-	if err := o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
-		return nil, fmt.Errorf("creating self-signed certificates: %w", err)
-	}
+	// The kubeconfig first: a server that cannot reach its cluster must
+	// fail before it writes anything (self-signed certificates).
 	restConfig, err := o.restConfig()
 	if err != nil {
 		return nil, err
@@ -162,6 +175,9 @@ func (o *Options) Config() (*Config, error) {
 	}
 	if err := CheckLockCoversCall(o.ActionCooldown, cloudConfig); err != nil {
 		return nil, err
+	}
+	if err := o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{netutils.ParseIPSloppy("127.0.0.1")}); err != nil {
+		return nil, fmt.Errorf("creating self-signed certificates: %w", err)
 	}
 
 	generic := genericapiserver.NewRecommendedConfig(Codecs)

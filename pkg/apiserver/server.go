@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
@@ -61,7 +62,15 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 	recorder := broadcaster.NewRecorder(clientgoscheme.Scheme, corev1.EventSource{Component: "k8s-cloud-node-manager", Host: c.Extra.NodeName})
 
 	storage := map[string]rest.Storage{
-		"nodes": node.NewREST(nodeCache, c.Extra.BookmarkInterval),
+		"nodes": node.NewREST(nodeCache, c.Extra.BookmarkInterval).WithConsistentReads(func(ctx context.Context) (uint64, error) {
+			// A one-item list is a quorum read that answers the current
+			// resourceVersion without moving the Nodes.
+			l, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1})
+			if err != nil {
+				return 0, err
+			}
+			return strconv.ParseUint(l.ResourceVersion, 10, 64)
+		}),
 	}
 	actionConfig := node.ActionConfig{
 		Client:  c.Extra.Kube,
@@ -76,9 +85,6 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		DefaultRegion: c.defaultRegion,
 		SelfNodeName:  c.Extra.NodeName,
 		Cooldown:      c.Extra.ActionCooldown,
-		// No CloudTimeout: each cloud's configured timeout, applied by
-		// the wrapper in pkg/cloud/providers, is the one bound of a call
-		// (cloud.Config.LongestTimeout gives the longest).
 	}
 	node.RegisterMetrics()
 	for _, a := range node.Actions {

@@ -142,7 +142,7 @@ providers:
     region: us-east-1
     endpoint: %s
     caFile: %s
-    timeout: 2s
+    timeout: 6s
   tencentcloud:
     endpoint: %s
     caFile: %s
@@ -560,9 +560,10 @@ func TestRestartThrottled(t *testing.T) {
 
 func TestRestartTimeoutKeepsLock(t *testing.T) {
 	h := startServer(t)
-	// The fake acts on the call, then answers after the driver's 2s timeout
-	// (2s, not less: a loaded CI machine must not time out other calls).
-	h.ec2.SetFault(awsSlowID, fakecloud.Fault{Delay: 4 * time.Second})
+	// The fake acts on the call, then answers after the driver's 6s timeout
+	// (not less: 50 concurrent restarts on a loaded 2-core machine saw a
+	// spurious 504 at 2s).
+	h.ec2.SetFault(awsSlowID, fakecloud.Fault{Delay: 8 * time.Second})
 	r := h.restart("slow-node", "")
 	s := r.status(t)
 	if r.code != http.StatusGatewayTimeout || s.Reason != metav1.StatusReasonTimeout {
@@ -768,6 +769,50 @@ func burst(n int, request func(i int) int) map[int]int {
 	return count
 }
 
+// An HTML page answered with 200 in front of EC2 is not a restart: 502,
+// the outcome unknown, and the node stays locked so a retry cannot reboot
+// a second time.
+func TestRestartMalformedAnswerKeepsLock(t *testing.T) {
+	h := startServer(t)
+	h.ec2.SetFault(awsBusyID, fakecloud.Fault{Kind: fakecloud.FaultMalformed})
+	r := h.restart("busy-node", "")
+	s := r.status(t)
+	if r.code != http.StatusBadGateway || s.Reason != node.StatusReasonBadGateway || !strings.Contains(s.Message, "unknown") {
+		t.Fatalf("want 502 saying the outcome is unknown, got %d %s", r.code, r.body)
+	}
+	h.ec2.ClearFaults(awsBusyID)
+	if r := h.restart("busy-node", ""); r.code != http.StatusConflict {
+		t.Fatalf("want 409 after an answer of unknown outcome, got %d %s", r.code, r.body)
+	}
+	if n := len(callsFor(h.ec2.Calls(), awsBusyID)); n != 1 {
+		t.Fatalf("the retry reached the cloud: %d calls", n)
+	}
+}
+
+// A mode the cloud does not have is a 422 naming the modes it has, sent
+// nowhere and leaving the node unlocked; an omitted mode is the cloud's
+// default, and the answer says which.
+func TestRestartModeTheCloudLacks(t *testing.T) {
+	h := startServer(t)
+	r := h.restart("aws-node", `{"mode":"hard"}`)
+	s := r.status(t)
+	if r.code != http.StatusUnprocessableEntity || !strings.Contains(s.Message, "soft") || s.Details == nil ||
+		len(s.Details.Causes) == 0 || s.Details.Causes[0].Field != "mode" {
+		t.Fatalf("want 422 on mode naming soft, got %d %s", r.code, r.body)
+	}
+	if n := len(callsFor(h.ec2.Calls(), awsID)); n != 0 {
+		t.Fatalf("a mode EC2 does not have reached it: %d calls", n)
+	}
+	r = h.restart("aws-node", "")
+	if r.code != http.StatusAccepted {
+		t.Fatalf("want 202, got %d %s", r.code, r.body)
+	}
+	var a infraopsv1.NodeAction
+	if err := json.Unmarshal([]byte(r.body), &a); err != nil || a.Mode != "soft" {
+		t.Fatalf("answer %s (%v), want mode soft", r.body, err)
+	}
+}
+
 // caSource is a requestheader CA that is not there until set, as the
 // front-proxy CA before the server's ConfigMap informer has synced.
 type caSource struct{ pem atomic.Value }
@@ -847,7 +892,7 @@ func TestRestartOwnNode(t *testing.T) {
 // Item 1 of issue 9: a cooldown shorter than a cloud call may take is
 // refused at start-up, naming both values.
 func TestStartupRefusesALockShorterThanTheCall(t *testing.T) {
-	cfg, err := cloud.ParseConfig([]byte("providers:\n  aws:\n    timeout: 15s\n  tencentcloud:\n    timeout: 3s\n"))
+	cfg, err := providers.ParseConfig([]byte("providers:\n  aws:\n    timeout: 15s\n  tencentcloud:\n    timeout: 3s\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

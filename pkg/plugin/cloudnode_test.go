@@ -31,7 +31,7 @@ func TestCloudnodeRunsKnownAndDiscoveredActions(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("cloudnode stop: exit %d, stderr:\n%s", r.code, r.errOut)
 	}
-	if want := "node/n1 stop requested (aws i-n1 in us-east-1, cloud request req-n1) (server dry run)\n"; r.out != want {
+	if want := "node.infraops.michael.io/n1 stop requested (aws i-n1 in us-east-1, cloud request req-n1) (server dry run)\n"; r.out != want {
 		t.Errorf("stdout %q, want %q", r.out, want)
 	}
 	// The same binary under the action's own name.

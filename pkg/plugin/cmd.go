@@ -7,6 +7,8 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
+	"github.com/michael/k8s-cloud-node-manager/pkg/version"
 )
 
 // Main runs the plugin as the binary args[0] and returns the exit code.
@@ -96,6 +99,9 @@ func newCommand(binary string, streams genericiooptions.IOStreams, d deps) (*cob
 		return nil, err
 	}
 	c := &cli{flags: genericclioptions.NewConfigFlags(true), streams: streams, deps: d}
+	// Nodes are cluster-scoped: a -n/--namespace flag would only suggest
+	// it meant something.
+	c.flags.Namespace = nil
 	var root *cobra.Command
 	if inv.Action != "" {
 		a, known := LookupAction(inv.Action)
@@ -107,6 +113,11 @@ func newCommand(binary string, streams genericiooptions.IOStreams, d deps) (*cob
 		root = c.multiActionCommand(inv.CommandName)
 	}
 	c.flags.AddFlags(root.PersistentFlags())
+	// --version without cobra's -v shorthand, which kubectl users read as
+	// verbosity.
+	root.Version = fmt.Sprintf("%s %s (%s)", filepath.Base(binary), version.Version, runtime.Version())
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.Flags().Bool("version", false, "Print the plugin's version and exit.")
 	c.registerConfigCompletions(root)
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
@@ -283,7 +294,7 @@ With -l, every node the selector matches is acted on, --max-in-flight at a
 time, and each node's UID is sent as a precondition, so a node recreated
 under the same name since it was listed is left alone. When more than one
 node would be affected, the command asks first (the answer is read from
-stdin) unless --yes is given.`, a.Short, groupVersion(), a.Name)
+stdin) unless --yes is given; a dry run changes nothing and does not ask.`, a.Short, groupVersion(), a.Name)
 	if a.Reboots {
 		s += `
 
@@ -306,7 +317,7 @@ func examples(display string, a Action) string {
 		p := a.Params[i]
 		lines = append(lines, "",
 			fmt.Sprintf("  # Use --%s %s", p.Flag, p.Values[len(p.Values)-1]),
-			fmt.Sprintf("  %s ip-10-0-1-23.ec2.internal --%s %s", display, p.Flag, p.Values[len(p.Values)-1]))
+			fmt.Sprintf("  %s 172.16.0.13 --%s %s", display, p.Flag, p.Values[len(p.Values)-1]))
 	}
 	if a.Reboots {
 		lines = append(lines, "",

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
+	"github.com/michael/k8s-cloud-node-manager/pkg/version"
 )
 
 func TestInvocationFor(t *testing.T) {
@@ -171,7 +172,7 @@ func TestDefaultOutput(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", r.code, r.errOut)
 	}
-	if want := "node/n1 restart requested (aws i-n1 in us-east-1, cloud request req-n1)\n"; r.out != want {
+	if want := "node.infraops.michael.io/n1 restart requested (aws i-n1 in us-east-1, cloud request req-n1)\n"; r.out != want {
 		t.Errorf("stdout %q, want %q", r.out, want)
 	}
 	if r.errOut != "" {
@@ -179,7 +180,7 @@ func TestDefaultOutput(t *testing.T) {
 	}
 
 	r = f.run(t, testDeps(nil), "", "kubectl-restart", "n1", "--mode=hard", "--dry-run=server")
-	if want := "node/n1 restart requested (aws i-n1 in us-east-1, mode hard, cloud request req-n1) (server dry run)\n"; r.out != want {
+	if want := "node.infraops.michael.io/n1 restart requested (aws i-n1 in us-east-1, mode hard, cloud request req-n1) (server dry run)\n"; r.out != want {
 		t.Errorf("stdout %q, want %q", r.out, want)
 	}
 }
@@ -193,7 +194,7 @@ func TestClientDryRunSendsNothing(t *testing.T) {
 	if posts := f.Posts(); len(posts) != 0 {
 		t.Fatalf("a client dry run posted %+v", posts)
 	}
-	want := `node/n1 restart requested (dry run): POST /apis/infraops.michael.io/v1/nodes/n1/restart {"kind":"RestartOptions","apiVersion":"infraops.michael.io/v1","reason":"test","mode":"soft"}` + "\n"
+	want := `node.infraops.michael.io/n1 restart requested (dry run): POST /apis/infraops.michael.io/v1/nodes/n1/restart {"kind":"RestartOptions","apiVersion":"infraops.michael.io/v1","reason":"test","mode":"soft"}` + "\n"
 	if r.out != want {
 		t.Errorf("stdout\n%s\nwant\n%s", r.out, want)
 	}
@@ -312,7 +313,7 @@ func TestFailuresAndSummary(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("exit 0 although two nodes failed; stderr:\n%s", r.errOut)
 	}
-	if want := "node/n1 restart requested (aws i-n1 in us-east-1, cloud request req-n1)\n"; r.out != want {
+	if want := "node.infraops.michael.io/n1 restart requested (aws i-n1 in us-east-1, cloud request req-n1)\n"; r.out != want {
 		t.Errorf("stdout %q, want %q", r.out, want)
 	}
 	for _, want := range []string{
@@ -439,8 +440,8 @@ func TestFormatError(t *testing.T) {
 		},
 		{
 			name: "plain",
-			err:  errorString("timed out waiting for node/n1 to come back"),
-			want: `error: timed out waiting for node/n1 to come back`,
+			err:  errorString("timed out waiting for node.infraops.michael.io/n1 to come back"),
+			want: `error: timed out waiting for node.infraops.michael.io/n1 to come back`,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -539,5 +540,39 @@ func TestInterruptAtThePrompt(t *testing.T) {
 	}
 	if posts := f.Posts(); len(posts) != 0 {
 		t.Fatalf("posts %+v after an interrupt at the prompt", posts)
+	}
+}
+
+// --version prints the stamped version of the binary it runs as, and
+// asks no server.
+func TestVersionFlag(t *testing.T) {
+	for _, binary := range []string{"kubectl-restart", "kubectl-cloudnode"} {
+		streams := testStreams()
+		if code := run(t.Context(), []string{binary, "--version"}, streams, testDeps(nil)); code != 0 {
+			t.Fatalf("%s: exit %d, stderr:\n%s", binary, code, streams.ErrOut)
+		}
+		want := binary + " " + version.Version + " (go"
+		if out := streams.Out.(*lockedBuilder).String(); !strings.HasPrefix(out, want) {
+			t.Errorf("%s --version printed %q, want it to start with %q", binary, out, want)
+		}
+	}
+}
+
+// Nodes are cluster-scoped: neither the help nor the parser knows
+// -n/--namespace.
+func TestNoNamespaceFlag(t *testing.T) {
+	for _, args := range [][]string{{"kubectl-restart", "--help"}, {"kubectl-cloudnode", "restart", "--help"}} {
+		streams := testStreams()
+		if code := run(t.Context(), args, streams, testDeps(nil)); code != 0 {
+			t.Fatalf("%v: exit %d", args, code)
+		}
+		if out := streams.Out.(*lockedBuilder).String(); strings.Contains(out, "--namespace") || !strings.Contains(out, "--kubeconfig") {
+			t.Errorf("%v shows --namespace (or no connection flags):\n%s", args, out)
+		}
+	}
+	streams := testStreams()
+	if code := run(t.Context(), []string{"kubectl-restart", "-n", "default", "n1"}, streams, testDeps(nil)); code == 0 ||
+		!strings.Contains(streams.ErrOut.(*lockedBuilder).String(), "unknown shorthand flag: 'n'") {
+		t.Errorf("-n accepted (exit %d):\n%s", code, streams.ErrOut)
 	}
 }

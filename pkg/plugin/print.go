@@ -13,15 +13,17 @@ import (
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 )
 
-// resourceName is the -o name form of a node of this group, as kubectl
-// prints objects of a non-core group.
+// resourceName is how every line of the plugin names a node of this
+// group, -o name included: kind.group/name, as kubectl prints objects of a
+// non-core group (deployment.apps/x restarted). node/x would name the core
+// Node.
 func resourceName(node string) string {
 	return "node." + infraopsv1.GroupName + "/" + node
 }
 
 // acceptedLine is the default output of an accepted action, e.g.
 //
-//	node/ip-10-0-1-2 restart requested (aws i-0abc in us-east-1, cloud request 5f3c)
+//	node.infraops.michael.io/ip-10-0-1-2 restart requested (aws i-0abc in us-east-1, cloud request 5f3c)
 //
 // The mode is shown only when it is not the action's default, so the
 // common case stays short and a hard reset stands out.
@@ -37,7 +39,7 @@ func acceptedLine(a *infraopsv1.NodeAction, defaultMode string) string {
 	if a.CloudRequestID != "" {
 		details = append(details, "cloud request "+a.CloudRequestID)
 	}
-	s := fmt.Sprintf("node/%s %s requested (%s)", a.NodeName, a.Action, strings.Join(details, ", "))
+	s := fmt.Sprintf("%s %s requested (%s)", resourceName(a.NodeName), a.Action, strings.Join(details, ", "))
 	if a.DryRun {
 		s += " (server dry run)"
 	}
@@ -50,7 +52,7 @@ func clientDryRunLine(action, node string, body runtime.Object) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("node/%s %s requested (dry run): POST %s %s", node, action, actionPath(action, node), data), nil
+	return fmt.Sprintf("%s %s requested (dry run): POST %s %s", resourceName(node), action, actionPath(action, node), data), nil
 }
 
 // printObjects prints the objects as -o json or yaml does in kubectl: one

@@ -256,7 +256,7 @@ func (r *runner) one(ctx context.Context, t target) outcome {
 		UID:          t.UID,
 		BootIDBefore: before.Status.NodeInfo.BootID,
 		Progress: func(s bootState) {
-			r.printErrLine(fmt.Sprintf("Waiting for node/%s to come back: %s (%s elapsed)", t.Name, s, r.now().Sub(start).Round(time.Second)))
+			r.printErrLine(fmt.Sprintf("Waiting for %s to come back: %s (%s elapsed)", resourceName(t.Name), s, r.now().Sub(start).Round(time.Second)))
 		},
 	}
 	back, err := w.wait(ctx)
@@ -265,7 +265,7 @@ func (r *runner) one(ctx context.Context, t target) outcome {
 		return oc
 	}
 	if r.Output == "" {
-		r.printOut(fmt.Sprintf("node/%s is back: new boot ID %s, Ready", t.Name, back.Status.NodeInfo.BootID))
+		r.printOut(fmt.Sprintf("%s is back: new boot ID %s, Ready", resourceName(t.Name), back.Status.NodeInfo.BootID))
 	}
 	return oc
 }

@@ -96,22 +96,35 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 			}
 		}
 	}
+	// The informer hands on every event it received before its cache
+	// synced, after the precondition has reported the cache's state,
+	// which is their result: replaying them would send the progress back
+	// (Unknown, True, Unknown for a machine already down when the wait
+	// began). They end with the very object the precondition saw.
+	var replayUntil runtime.Object
 	precondition := func(store cache.Store) (bool, error) {
 		obj, exists, err := store.GetByKey(w.Name)
 		if err != nil {
 			return false, err
 		}
 		if !exists {
-			return false, fmt.Errorf("node/%s: %w (deleted)", w.Name, errNodeGone)
+			return false, fmt.Errorf("%s: %w (deleted)", resourceName(w.Name), errNodeGone)
 		}
+		replayUntil = obj.(runtime.Object)
 		return w.check(obj.(*corev1.Node), report, &done)
 	}
 	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, precondition, func(ev watch.Event) (bool, error) {
 		switch ev.Type {
 		case watch.Deleted:
-			return false, fmt.Errorf("node/%s: %w (deleted)", w.Name, errNodeGone)
+			return false, fmt.Errorf("%s: %w (deleted)", resourceName(w.Name), errNodeGone)
 		case watch.Error:
 			return false, apierrors.FromObject(ev.Object)
+		}
+		if replayUntil != nil {
+			if ev.Object == replayUntil {
+				replayUntil = nil
+			}
+			return false, nil
 		}
 		n, ok := ev.Object.(*corev1.Node)
 		if !ok || n.Name != w.Name {
@@ -125,9 +138,9 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 			state = last.String()
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("timed out waiting for node/%s to come back (%s)", w.Name, state)
+			return nil, fmt.Errorf("timed out waiting for %s to come back (%s)", resourceName(w.Name), state)
 		}
-		return nil, fmt.Errorf("stopped waiting for node/%s to come back (%s): %w", w.Name, state, ctx.Err())
+		return nil, fmt.Errorf("stopped waiting for %s to come back (%s): %w", resourceName(w.Name), state, ctx.Err())
 	}
 	return done, err
 }
@@ -136,7 +149,7 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 // node in done.
 func (w rebootWait) check(n *corev1.Node, report func(bootState), done **corev1.Node) (bool, error) {
 	if w.UID != "" && n.UID != w.UID {
-		return false, fmt.Errorf("node/%s: %w (recreated: UID %s, was %s)", w.Name, errNodeGone, n.UID, w.UID)
+		return false, fmt.Errorf("%s: %w (recreated: UID %s, was %s)", resourceName(w.Name), errNodeGone, n.UID, w.UID)
 	}
 	s := stateOf(n, w.BootIDBefore)
 	report(s)

@@ -144,7 +144,7 @@ func TestWaitNeedsBothNewBootIDAndReady(t *testing.T) {
 	expectStates(t, progress, done, upOld)
 	cancel()
 	res := <-done
-	if res.err == nil || res.err.Error() != "stopped waiting for node/n1 to come back (boot ID unchanged, Ready=True): context canceled" {
+	if res.err == nil || res.err.Error() != "stopped waiting for node.infraops.michael.io/n1 to come back (boot ID unchanged, Ready=True): context canceled" {
 		t.Fatalf("error %v, want the wait to go on until cancelled", res.err)
 	}
 }
@@ -166,12 +166,12 @@ func TestWaitNodeGone(t *testing.T) {
 		{
 			name: "recreated",
 			do:   func(w *watch.FakeWatcher) { w.Modify(coreNode("n1", "uid-new", "boot-9", corev1.ConditionTrue)) },
-			want: "node/n1: node is gone (recreated: UID uid-new, was uid-1)",
+			want: "node.infraops.michael.io/n1: node is gone (recreated: UID uid-new, was uid-1)",
 		},
 		{
 			name: "deleted",
 			do:   func(w *watch.FakeWatcher) { w.Delete(coreNode("n1", "uid-1", "boot-1", corev1.ConditionUnknown)) },
-			want: "node/n1: node is gone (deleted)",
+			want: "node.infraops.michael.io/n1: node is gone (deleted)",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -203,7 +203,7 @@ func TestWaitTimeout(t *testing.T) {
 	ctx, cancel := context.WithDeadline(t.Context(), time.Unix(0, 0))
 	defer cancel()
 	res := <-startWait(ctx, rebootWait{Nodes: fakeNodes{cs.CoreV1().Nodes()}, Name: "n1", BootIDBefore: "boot-1"})
-	if res.err == nil || !strings.HasPrefix(res.err.Error(), "timed out waiting for node/n1 to come back") {
+	if res.err == nil || !strings.HasPrefix(res.err.Error(), "timed out waiting for node.infraops.michael.io/n1 to come back") {
 		t.Fatalf("error %v, want a timeout", res.err)
 	}
 }
@@ -244,11 +244,11 @@ func TestRunWithWait(t *testing.T) {
 	if len(posts) != 1 || posts[0].Body["nodeUID"] != "uid-n1" {
 		t.Fatalf("posts %+v, want one with the node's UID as precondition", posts)
 	}
-	wantOut := "node/n1 restart requested (aws i-n1 in us-east-1, cloud request req-n1)\nnode/n1 is back: new boot ID boot-2, Ready\n"
+	wantOut := "node.infraops.michael.io/n1 restart requested (aws i-n1 in us-east-1, cloud request req-n1)\nnode.infraops.michael.io/n1 is back: new boot ID boot-2, Ready\n"
 	if r.out != wantOut {
 		t.Errorf("stdout %q, want %q", r.out, wantOut)
 	}
-	if want := "Waiting for node/n1 to come back: new boot ID, Ready=True (0s elapsed)\n"; r.errOut != want {
+	if want := "Waiting for node.infraops.michael.io/n1 to come back: new boot ID, Ready=True (0s elapsed)\n"; r.errOut != want {
 		t.Errorf("stderr %q, want %q", r.errOut, want)
 	}
 }
@@ -265,5 +265,35 @@ func TestWaitFailureStopsTheRollout(t *testing.T) {
 	}
 	if !strings.HasSuffix(r.errOut, "3 requested, 1 failed, 2 not attempted\n") {
 		t.Errorf("stderr does not end in the summary:\n%s", r.errOut)
+	}
+}
+
+// The informer behind the wait replays the events it received before its
+// cache synced, after the first report has already shown their result;
+// the progress must not go back to an older state (in the demo, where the
+// machine is down before the wait begins: Unknown, True, Unknown).
+func TestWaitProgressNeverGoesBackToAnOlderState(t *testing.T) {
+	for i := range 5 {
+		cs := fake.NewClientset(coreNode("n1", "uid-1", "boot-1", corev1.ConditionTrue))
+		w, _ := controlledWatch(cs)
+		// Already down when the waiter starts watching: the event is
+		// waiting in the watch, so it lands before the cache reports synced.
+		w.Modify(coreNode("n1", "uid-1", "boot-1", corev1.ConditionUnknown))
+		progress := make(chan bootState, 10)
+		done := startWait(t.Context(), rebootWait{
+			Nodes: fakeNodes{cs.CoreV1().Nodes()}, Name: "n1", UID: "uid-1", BootIDBefore: "boot-1",
+			Progress: func(s bootState) { progress <- s },
+		})
+		got := []bootState{<-progress}
+		w.Modify(coreNode("n1", "uid-1", "boot-2", corev1.ConditionTrue))
+		if res := <-done; res.err != nil {
+			t.Fatal(res.err)
+		}
+		for len(progress) > 0 {
+			got = append(got, <-progress)
+		}
+		if down := slices.Index(got, downOld); down >= 0 && slices.Contains(got[down:], upOld) {
+			t.Fatalf("run %d: progress went back from %v to %v: %v", i, downOld, upOld, got)
+		}
 	}
 }

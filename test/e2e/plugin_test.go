@@ -56,7 +56,7 @@ func (k *pluginKubectl) testRestart(t *testing.T) {
 	if len(calls) != 1 || calls[0].Action != "RebootInstances" || calls[0].DryRun || calls[0].Error != "" || calls[0].Region != "us-east-1" {
 		t.Fatalf("fake EC2 calls for %s: %+v, want one accepted reboot in us-east-1", m.instanceID, calls)
 	}
-	want := fmt.Sprintf("node/%s restart requested (aws %s in us-east-1, cloud request %s)\n", m.node, m.instanceID, calls[0].RequestID)
+	want := fmt.Sprintf("node.infraops.michael.io/%s restart requested (aws %s in us-east-1, cloud request %s)\n", m.node, m.instanceID, calls[0].RequestID)
 	if r.stdout != want {
 		t.Errorf("stdout %q, want %q", r.stdout, want)
 	}
@@ -99,7 +99,7 @@ func (k *pluginKubectl) testDryRun(t *testing.T) {
 
 	r = k.run(t, "", "restart", m.node, "--dry-run=client")
 	r.ok(t)
-	if !strings.HasPrefix(r.stdout, "node/"+m.node+" restart requested (dry run): POST /apis/infraops.michael.io/v1/nodes/"+m.node+"/restart ") {
+	if !strings.HasPrefix(r.stdout, "node.infraops.michael.io/"+m.node+" restart requested (dry run): POST /apis/infraops.michael.io/v1/nodes/"+m.node+"/restart ") {
 		t.Errorf("client dry run printed %q", r.stdout)
 	}
 	if n := len(cloudCalls(t, m)); n != 1 {
@@ -145,7 +145,7 @@ func (k *pluginKubectl) testSelector(t *testing.T) {
 		t.Errorf("stderr:\n%s", r.stderr)
 	}
 	for _, m := range machines {
-		if !strings.Contains(r.stdout, "node/"+m.node+" restart requested (aws "+m.instanceID+" in us-east-1, cloud request ") {
+		if !strings.Contains(r.stdout, "node.infraops.michael.io/"+m.node+" restart requested (aws "+m.instanceID+" in us-east-1, cloud request ") {
 			t.Errorf("stdout lacks the line of %s:\n%s", m.node, r.stdout)
 		}
 		if n := reboots(t, m); n != 1 {
@@ -218,7 +218,7 @@ func (k *pluginKubectl) testWait(t *testing.T) {
 	// reports changes only, so each update below is reported once.
 	expect := func(state string) {
 		t.Helper()
-		prefix := "Waiting for node/" + m.node + " to come back: " + state + " ("
+		prefix := "Waiting for node.infraops.michael.io/" + m.node + " to come back: " + state + " ("
 		for line := range lines {
 			if strings.HasPrefix(line, prefix) {
 				return
@@ -247,7 +247,7 @@ func (k *pluginKubectl) testWait(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("kubectl restart --wait: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), strings.Join(tail, "\n"))
 	}
-	want := fmt.Sprintf("node/%s restart requested (aws %s in us-east-1, cloud request %s)\nnode/%s is back: new boot ID %s, Ready\n",
+	want := fmt.Sprintf("node.infraops.michael.io/%s restart requested (aws %s in us-east-1, cloud request %s)\nnode.infraops.michael.io/%s is back: new boot ID %s, Ready\n",
 		m.node, m.instanceID, cloudCalls(t, m)[0].RequestID, m.node, bootAfter)
 	if stdout.String() != want {
 		t.Errorf("stdout %q, want %q", stdout.String(), want)

@@ -1,15 +1,19 @@
 package aws
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -357,5 +361,149 @@ func TestRebootMalformedAnswers(t *testing.T) {
 				fakecloud.OneCall(t, e.fake)
 			})
 		}
+	}
+}
+
+// roleCredentials answers AssumeRoleWithWebIdentity (STS, on the same TLS
+// endpoint as the fake EC2, as AWS_ENDPOINT_URL_STS points it there) for
+// the current token only, with credentials that expire at once, so that
+// every call resolves them again. Every other request goes to ec2.
+type roleCredentials struct {
+	ec2     http.Handler
+	mu      sync.Mutex
+	current string            // the one token accepted now
+	keys    map[string]string // token → access key ID it is exchanged for
+	seen    []string
+}
+
+func (rc *roleCredentials) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	form, _ := url.ParseQuery(string(body))
+	if form.Get("Action") != "AssumeRoleWithWebIdentity" {
+		rc.ec2.ServeHTTP(w, r)
+		return
+	}
+	rc.mu.Lock()
+	tok := form.Get("WebIdentityToken")
+	rc.seen = append(rc.seen, tok)
+	ok := tok == rc.current
+	key := rc.keys[tok]
+	rc.mu.Unlock()
+	w.Header().Set("Content-Type", "text/xml")
+	if !ok {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `<ErrorResponse><Error><Type>Sender</Type><Code>InvalidIdentityToken</Code><Message>expired</Message></Error><RequestId>r</RequestId></ErrorResponse>`)
+		return
+	}
+	_, _ = fmt.Fprintf(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult>
+<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><SessionToken>session</SessionToken><Expiration>%s</Expiration></Credentials>
+<SubjectFromWebIdentityToken>system:serviceaccount:ns:sa</SubjectFromWebIdentityToken>
+<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/reboot/s</Arn><AssumedRoleId>AROA:s</AssumedRoleId></AssumedRoleUser>
+</AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>`,
+		key, testSecret, time.Now().UTC().Format(time.RFC3339))
+}
+
+func (rc *roleCredentials) rotate(tok string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.current = tok
+}
+
+// rotatingTokenFile writes the first token and returns a function that
+// rotates it, as the kubelet does with a projected ServiceAccount token.
+func rotatingTokenFile(t *testing.T) (string, func(string)) {
+	path := filepath.Join(t.TempDir(), "token")
+	write := func(tok string) {
+		if err := os.WriteFile(path, []byte(tok), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path, write
+}
+
+// IRSA: the SDK's web identity provider reads the token file at every
+// retrieval, so a rotated token is used by the next call.
+func TestIRSATokenRotation(t *testing.T) {
+	isolate(t, "", "")
+	fake := fakecloud.NewEC2(fakecloud.Options{
+		Instances: []fakecloud.Instance{{ID: runningID, Region: "us-east-1"}},
+		Secrets:   map[string]string{"AKIDWEB1": testSecret, "AKIDWEB2": testSecret},
+	})
+	rc := &roleCredentials{ec2: fake, current: "tok-1", keys: map[string]string{"tok-1": "AKIDWEB1", "tok-2": "AKIDWEB2"}}
+	srv := httptest.NewTLSServer(rc)
+	t.Cleanup(srv.Close)
+	ca, err := fakecloud.WriteCAFile(srv, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, write := rotatingTokenFile(t)
+	write("tok-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/reboot")
+	t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", path)
+	t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
+	d, err := New(context.Background(), cloud.ProviderConfig{Enabled: true, Endpoint: srv.URL, CAFile: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	write("tok-2")
+	rc.rotate("tok-2")
+	if _, err := d.Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{}); err != nil {
+		t.Fatalf("after the token rotated: %v", err)
+	}
+	calls := fake.Calls()
+	if len(calls) != 2 || calls[0].AccessKeyID != "AKIDWEB1" || calls[1].AccessKeyID != "AKIDWEB2" {
+		t.Fatalf("calls %+v, want one signed with each role credential", calls)
+	}
+}
+
+// EKS Pod Identity: the container credentials provider reads its
+// authorization token file at every retrieval.
+func TestPodIdentityTokenRotation(t *testing.T) {
+	e := setup(t)
+	isolate(t, "", "")
+	var mu sync.Mutex
+	current, keys := "pod-tok-1", map[string]string{"pod-tok-1": "AKIDPOD1", "pod-tok-2": "AKIDPOD2"}
+	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get("Authorization") != current {
+			http.Error(w, `{"code":"AccessDenied"}`, http.StatusForbidden)
+			return
+		}
+		_, _ = fmt.Fprintf(w, `{"AccessKeyId":%q,"SecretAccessKey":%q,"Token":"session","Expiration":%q}`,
+			keys[current], testSecret, time.Now().UTC().Format(time.RFC3339))
+	}))
+	t.Cleanup(agent.Close)
+	e.fake = fakecloud.NewEC2(fakecloud.Options{
+		Instances: []fakecloud.Instance{{ID: runningID, Region: "us-east-1"}},
+		Secrets:   map[string]string{"AKIDPOD1": testSecret, "AKIDPOD2": testSecret},
+	})
+	e.srv.Config.Handler = e.fake
+	path, write := rotatingTokenFile(t)
+	write("pod-tok-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", agent.URL+"/v1/credentials")
+	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", path)
+	d := e.driver(t)
+	if _, err := d.Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	write("pod-tok-2")
+	mu.Lock()
+	current = "pod-tok-2"
+	mu.Unlock()
+	if _, err := d.Reboot(context.Background(), inst(runningID, "us-east-1"), cloud.RebootOptions{}); err != nil {
+		t.Fatalf("after the token rotated: %v", err)
+	}
+	calls := e.fake.Calls()
+	if len(calls) != 2 || calls[0].AccessKeyID != "AKIDPOD1" || calls[1].AccessKeyID != "AKIDPOD2" {
+		t.Fatalf("calls %+v, want one signed with each credential", calls)
 	}
 }

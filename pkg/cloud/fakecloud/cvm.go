@@ -15,6 +15,8 @@ const cvmVersion = "2017-03-12"
 // DescribeInstances), API 3.0 with TC3-HMAC-SHA256 and JSON bodies.
 type CVM struct {
 	*store
+	webIdentityToken string // guarded by store.mu
+	assumed          int
 }
 
 // NewCVM returns a fake CVM endpoint. The region of a call is its
@@ -51,6 +53,10 @@ func (c *CVM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeCVM(w, reqID, cvmAnswer{code: "InvalidParameter", message: err.Error()})
 		return
 	}
+	if r.Header.Get("X-TC-Action") == "AssumeRoleWithWebIdentity" {
+		c.assumeRole(w, reqID, body)
+		return
+	}
 	call := Call{
 		Provider:  ProviderTencentCloud,
 		Action:    r.Header.Get("X-TC-Action"),
@@ -69,7 +75,12 @@ func (c *CVM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.opts.OnCall != nil {
 		c.opts.OnCall(call)
 	}
-	sleep(r, delay)
+	if !sleep(r, delay) {
+		// The caller gave up while the answer was held back: answering
+		// now could race its own cancellation and count as an answer in
+		// time, which a real cloud's late answer never is.
+		return
+	}
 	switch a.code {
 	case FaultMalformed:
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
@@ -288,4 +299,50 @@ func camel(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// SetWebIdentityToken makes the fake's STS (AssumeRoleWithWebIdentity,
+// served on the same endpoint, as TKE OIDC calls it) accept only token,
+// as a real OIDC provider accepts only an unexpired ServiceAccount token.
+// The temporary keys it issues are added to Secrets, and expire at once,
+// so every call of a client makes it assume the role again.
+func (c *CVM) SetWebIdentityToken(token string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.webIdentityToken = token
+}
+
+// AssumedRoles counts the role credentials STS issued.
+func (c *CVM) AssumedRoles() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.assumed
+}
+
+func (c *CVM) assumeRole(w http.ResponseWriter, reqID string, body []byte) {
+	var req struct {
+		ProviderId, WebIdentityToken, RoleArn, RoleSessionName string
+		DurationSeconds                                        int64
+	}
+	if err := decodeCVMBody(body, &req); err != nil {
+		writeCVM(w, reqID, cvmAnswer{code: "InvalidParameter", message: err.Error()})
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.webIdentityToken == "" || req.WebIdentityToken != c.webIdentityToken || req.RoleArn == "" || req.ProviderId == "" {
+		writeCVM(w, reqID, cvmAnswer{code: "InvalidParameter.WebIdentityTokenError", message: "the web identity token is not valid"})
+		return
+	}
+	c.assumed++
+	id, key := fmt.Sprintf("AKIDsts%06d", c.assumed), newRequestID()
+	if c.opts.Secrets == nil {
+		c.opts.Secrets = map[string]string{}
+	}
+	c.opts.Secrets[id] = key
+	writeCVM(w, reqID, cvmAnswer{result: map[string]any{
+		"Credentials": map[string]string{"Token": "token-" + id, "TmpSecretId": id, "TmpSecretKey": key},
+		"ExpiredTime": time.Now().Unix(),
+		"Expiration":  time.Now().UTC().Format(time.RFC3339),
+	}})
 }

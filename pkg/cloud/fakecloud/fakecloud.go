@@ -303,16 +303,18 @@ func (s *store) serveAdmin(w http.ResponseWriter, r *http.Request, normState fun
 	}
 }
 
-// sleep waits d or until the client goes away.
-func sleep(r *http.Request, d time.Duration) {
+// sleep waits d or until the client goes away; false in the second case.
+func sleep(r *http.Request, d time.Duration) bool {
 	if d <= 0 {
-		return
+		return true
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
 	case <-r.Context().Done():
+		return false
 	}
 }
 

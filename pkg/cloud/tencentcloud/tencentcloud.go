@@ -13,12 +13,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common"
 	tcerr "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/errors"
 	"github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common/profile"
 	cvm "github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/cvm/v20170312"
@@ -37,10 +35,21 @@ type Driver struct {
 	scheme    string            // "HTTPS"
 	endpoint  string            // host[:port] or "" for the SDK's
 
+	// metadataURL replaces the CVM metadata server's (tests).
+	metadataURL string
+
 	mu           sync.Mutex
-	cred         common.CredentialIface
+	snap         *snapshot // the current credentials
 	credInFlight *credAttempt
-	clients      map[string]*cvm.Client
+	clients      map[string]regionClient
+}
+
+// regionClient is a region's CVM client and the credentials it was built
+// with; new credentials get a new client, since the SDK's client is not
+// safe to change while in use.
+type regionClient struct {
+	c    *cvm.Client
+	snap *snapshot
 }
 
 var (
@@ -52,7 +61,7 @@ var (
 // resolved at the first call, since the CVM role and TKE OIDC providers
 // need the network.
 func New(_ context.Context, cfg cloud.ProviderConfig) (cloud.Driver, error) {
-	d := &Driver{cfg: cfg, scheme: "HTTPS", clients: map[string]*cvm.Client{}}
+	d := &Driver{cfg: cfg, scheme: "HTTPS", clients: map[string]regionClient{}}
 	if cfg.Endpoint != "" {
 		u, err := url.Parse(cfg.Endpoint)
 		if err != nil || u.Host == "" {
@@ -85,74 +94,15 @@ func (d *Driver) Modes(action string) []cloud.Mode {
 	return nil
 }
 
-func credentialProvider() (common.Provider, error) {
-	if os.Getenv("TKE_ROLE_ARN") != "" {
-		p, err := common.DefaultTkeOIDCRoleArnProvider()
-		if err != nil {
-			return nil, fmt.Errorf("TKE_ROLE_ARN is set but TKE OIDC is not usable: %w", err)
-		}
-		return p, nil
-	}
-	return common.DefaultProviderChain(), nil
-}
-
-// credAttempt is one resolution of the credential chain, shared by the
-// calls that wait for it.
-type credAttempt struct {
-	done chan struct{}
-	cred common.CredentialIface
-	err  error
-}
-
-// credential resolves the chain once and keeps the result; the returned
-// credential refreshes itself when it is a role credential, so one serves
-// every region. The CVM role provider calls the metadata server with no
-// timeout of its own, so the resolution runs aside and ctx bounds the
-// wait, and d.mu is never held across it.
-func (d *Driver) credential(ctx context.Context) (common.CredentialIface, error) {
-	d.mu.Lock()
-	if d.cred != nil {
-		c := d.cred
-		d.mu.Unlock()
-		return c, nil
-	}
-	a := d.credInFlight
-	if a == nil {
-		a = &credAttempt{done: make(chan struct{})}
-		d.credInFlight = a
-		go func() {
-			p, err := credentialProvider()
-			if err == nil {
-				a.cred, err = p.GetCredential()
-			}
-			a.err = err
-			d.mu.Lock()
-			if err == nil {
-				d.cred = a.cred
-			}
-			d.credInFlight = nil
-			d.mu.Unlock()
-			close(a.done)
-		}()
-	}
-	d.mu.Unlock()
-	select {
-	case <-a.done:
-		return a.cred, a.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 func (d *Driver) client(ctx context.Context, region string) (*cvm.Client, error) {
-	cred, err := d.credential(ctx)
+	snap, err := d.credential(ctx)
 	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if c, ok := d.clients[region]; ok {
-		return c, nil
+	if rc, ok := d.clients[region]; ok && rc.snap == snap {
+		return rc.c, nil
 	}
 	cpf := profile.NewClientProfile()
 	cpf.Language = "en-US"
@@ -172,14 +122,14 @@ func (d *Driver) client(ctx context.Context, region string) (*cvm.Client, error)
 	// http.Client.Timeout) would be a second owner that cuts a longer
 	// configured timeout short.
 	cpf.HttpProfile.ReqTimeout = 0
-	c, err := cvm.NewClient(cred, region, cpf)
+	c, err := cvm.NewClient(snap.cred, region, cpf)
 	if err != nil {
 		return nil, err
 	}
 	if d.transport != nil {
 		c.WithHttpTransport(d.transport)
 	}
-	d.clients[region] = c
+	d.clients[region] = regionClient{c: c, snap: snap}
 	return c, nil
 }
 

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,14 +256,14 @@ func TestClientPerRegion(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	first := d.clients["ap-guangzhou"]
-	if len(d.clients) != 2 || first == nil || d.clients["ap-shanghai"] == nil {
+	first := d.clients["ap-guangzhou"].c
+	if len(d.clients) != 2 || first == nil || d.clients["ap-shanghai"].c == nil {
 		t.Fatalf("clients: %v", d.clients)
 	}
 	if _, err := d.Reboot(ctx, inst(runningID, "ap-guangzhou"), cloud.RebootOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if d.clients["ap-guangzhou"] != first {
+	if d.clients["ap-guangzhou"].c != first {
 		t.Fatal("the ap-guangzhou client was rebuilt")
 	}
 }
@@ -323,5 +325,100 @@ func TestRebootMalformedAnswers(t *testing.T) {
 				fakecloud.OneCall(t, e.fake)
 			})
 		}
+	}
+}
+
+// TKE OIDC: the projected ServiceAccount token is read again at every
+// resolution. The fake STS accepts only the current token and issues
+// credentials that expire at once; after the kubelet rotates the file,
+// the next call succeeds with the new token.
+func TestTKEOIDCTokenRotation(t *testing.T) {
+	e := setup(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	write := func(tok string) {
+		if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("sa-token-1")
+	t.Setenv("TKE_ROLE_ARN", "qcs::cam::uin/100000000001:roleName/reboot")
+	t.Setenv("TKE_PROVIDER_ID", "oidc-provider")
+	t.Setenv("TKE_REGION", "ap-guangzhou")
+	t.Setenv("TKE_WEB_IDENTITY_TOKEN_FILE", tokenFile)
+	e.fake.SetWebIdentityToken("sa-token-1")
+	d := e.driver(t)
+	ctx := context.Background()
+	if _, err := d.Reboot(ctx, inst(runningID, "ap-guangzhou"), cloud.RebootOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	write("sa-token-2")
+	e.fake.SetWebIdentityToken("sa-token-2") // the old token is no longer accepted
+	if _, err := d.Reboot(ctx, inst(runningID, "ap-guangzhou"), cloud.RebootOptions{}); err != nil {
+		t.Fatalf("after the token rotated: %v", err)
+	}
+	calls := e.fake.Calls()
+	if len(calls) != 2 || calls[0].AccessKeyID == calls[1].AccessKeyID || !strings.HasPrefix(calls[1].AccessKeyID, "AKIDsts") {
+		t.Fatalf("calls %+v, want two signed with two role credentials", calls)
+	}
+	if n := e.fake.AssumedRoles(); n != 2 {
+		t.Fatalf("STS issued %d credentials, want 2", n)
+	}
+	// A token the provider no longer accepts fails the call, and sends
+	// nothing.
+	e.fake.SetWebIdentityToken("sa-token-3")
+	_, err := d.Reboot(ctx, inst(runningID, "ap-guangzhou"), cloud.RebootOptions{})
+	ce := fakecloud.WantCloudError(t, cloud.ProviderTencentCloud, err, cloud.ErrUnauthorized, "CredentialError")
+	if !ce.NotSent || len(e.fake.Calls()) != 2 {
+		t.Fatalf("%v: want NotSent and no third call", ce)
+	}
+}
+
+// A hung metadata server fails the call that waits for it (nothing is
+// sent; the lock can be released) and does not disable the driver: the
+// next call resolves again.
+func TestHungMetadataServer(t *testing.T) {
+	e := setup(t)
+	isolate(t, "", "")
+	release := make(chan struct{})
+	var mu sync.Mutex
+	requests := 0
+	meta := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		n := requests
+		mu.Unlock()
+		if n == 1 {
+			select { // hang, as a metadata server that accepts and never answers
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/security-credentials/") {
+			_, _ = io.WriteString(w, "reboot-role")
+			return
+		}
+		_, _ = fmt.Fprintf(w, `{"TmpSecretId":%q,"TmpSecretKey":%q,"Token":"t","ExpiredTime":%d,"Code":"Success"}`,
+			testID, testKey, time.Now().Add(time.Hour).Unix())
+	}))
+	t.Cleanup(func() { close(release); meta.Close() })
+	d := e.driver(t)
+	d.metadataURL = meta.URL + "/latest/meta-data/cam/security-credentials/"
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := d.Reboot(ctx, inst(runningID, "ap-guangzhou"), cloud.RebootOptions{})
+	ce := fakecloud.WantCloudError(t, cloud.ProviderTencentCloud, err, cloud.ErrUnavailable, "CredentialError")
+	if !ce.NotSent {
+		t.Errorf("%v: want NotSent", ce)
+	}
+	if calls := e.fake.Calls(); len(calls) != 0 {
+		t.Fatalf("a call went out without credentials: %+v", calls)
+	}
+	if _, err := d.Reboot(context.Background(), inst(runningID, "ap-guangzhou"), cloud.RebootOptions{}); err != nil {
+		t.Fatalf("the call after a hung resolution: %v", err)
+	}
+	if c := fakecloud.OneCall(t, e.fake); c.AccessKeyID != testID {
+		t.Fatalf("call %+v", c)
 	}
 }

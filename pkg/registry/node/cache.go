@@ -279,6 +279,49 @@ func (c *Cache) Resync() error { return nil }
 // cache waits for it, as kube-apiserver's watch cache does.
 var freshWait = 3 * time.Second
 
+// catchUpQuiet and catchUpMax bound waitCaughtUp: kube-apiserver's
+// current resourceVersion counts every write of the cluster (Leases,
+// Events), not only Nodes, so on a quiet cluster the cache may never reach
+// it. The Node events written before it are on their way within
+// milliseconds; once none has come for catchUpQuiet, the cache holds them.
+var (
+	catchUpQuiet = 50 * time.Millisecond
+	catchUpMax   = 2 * time.Second
+)
+
+// waitCaughtUp waits until the cache holds every Node change kube-apiserver
+// had committed at resourceVersion latest: until its state reaches latest,
+// or no change has arrived for catchUpQuiet (the rest of the revisions were
+// other resources'), at most catchUpMax. It fails only as waitFresh does
+// before the first list.
+func (c *Cache) waitCaughtUp(ctx context.Context, latest uint64) error {
+	if err := c.waitFresh(ctx, 0); err != nil {
+		return err
+	}
+	limit := time.NewTimer(catchUpMax)
+	defer limit.Stop()
+	quiet := time.NewTimer(catchUpQuiet)
+	defer quiet.Stop()
+	for {
+		c.mu.RLock()
+		cur, wake := c.rv, c.wake
+		c.mu.RUnlock()
+		if cur >= latest {
+			return nil
+		}
+		select {
+		case <-wake:
+			quiet.Reset(catchUpQuiet)
+		case <-quiet.C:
+			return nil
+		case <-limit.C:
+			return nil
+		case <-ctx.Done():
+			return apierrors.NewTimeoutError("the request ended while waiting for the node cache", 1)
+		}
+	}
+}
+
 // waitFresh waits until the state is at least rv. The error is the
 // Status kube-apiserver answers in the same case: 429 while the first list
 // has not arrived, 504 with ResourceVersionTooLarge when rv never arrives.

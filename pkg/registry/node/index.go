@@ -16,18 +16,9 @@ type MachineClaims interface {
 // "aws:////i-…") meet.
 func machineKey(provider, instanceID string) string { return provider + "/" + instanceID }
 
-// anyRegion is a default region for machineKeyOf: the region does not name
-// a machine (an instance ID is unique within its cloud), so a Node whose
-// region its labels or the config would have to tell still claims its
-// machine.
-func anyRegion(string) string { return "any" }
-
 // machineKeyOf is the machineKey a providerID names; false when it names
 // no machine.
 func machineKeyOf(providerID string) (string, bool) {
-	inst, err := providers.Resolve(providerID, nil, anyRegion)
-	if err != nil {
-		return "", false
-	}
-	return machineKey(inst.Provider, inst.ID), true
+	provider, id, ok := providers.Machine(providerID)
+	return machineKey(provider, id), ok
 }

@@ -29,6 +29,33 @@ import (
 type REST struct {
 	cache            *Cache
 	bookmarkInterval time.Duration
+	// latestRV, when set, is kube-apiserver's current resourceVersion of
+	// Nodes. A list or an initial watch without a resourceVersion asks for
+	// the most recent state; the cache may trail kube-apiserver by a few
+	// events, so those wait for the cache to reach latestRV, as
+	// kube-apiserver's consistent reads from its own watch cache do.
+	latestRV func(ctx context.Context) (uint64, error)
+}
+
+// WithConsistentReads makes lists and initial watches without a
+// resourceVersion wait for the state latestRV names.
+func (r *REST) WithConsistentReads(latestRV func(ctx context.Context) (uint64, error)) *REST {
+	r.latestRV = latestRV
+	return r
+}
+
+// waitFor waits until the cache can answer a read of resourceVersion s
+// (parsed: rv): without one, the most recent state (kube-apiserver's
+// current one, when consistent reads are on); else at least rv.
+func (r *REST) waitFor(ctx context.Context, s string, rv uint64) error {
+	if s != "" || r.latestRV == nil {
+		return r.cache.waitFresh(ctx, rv)
+	}
+	latest, err := r.latestRV(ctx)
+	if err != nil {
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("cannot read the current resourceVersion of Nodes from kube-apiserver: %v", err))
+	}
+	return r.cache.waitCaughtUp(ctx, latest)
 }
 
 var (
@@ -99,7 +126,7 @@ func (r *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 	if err != nil {
 		return nil, err
 	}
-	if err := r.cache.waitFresh(ctx, rv); err != nil {
+	if err := r.waitFor(ctx, opts.ResourceVersion, rv); err != nil {
 		return nil, err
 	}
 	items, listRV := r.cache.snapshot()

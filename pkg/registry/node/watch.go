@@ -71,11 +71,11 @@ func (r *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 	}
 	// The cache must hold at least the state asked for; before its first
 	// list nothing can be served.
-	fresh := uint64(0)
-	if initial {
-		fresh = rv // NotOlderThan
+	wait := func() error { return r.cache.waitFresh(ctx, 0) }
+	if initial { // at least rv (NotOlderThan), or without one the most recent state
+		wait = func() error { return r.waitFor(ctx, opts.ResourceVersion, rv) }
 	}
-	if err := r.cache.waitFresh(ctx, fresh); err != nil {
+	if err := wait(); err != nil {
 		return errWatcher(err), nil
 	}
 	c := r.cache

@@ -412,3 +412,63 @@ func TestCacheClaimsFollowTheNodes(t *testing.T) {
 		t.Fatalf("after a was deleted: %s", got)
 	}
 }
+
+// A list or a watch-list without a resourceVersion asks for the most recent
+// state: while Node changes kube-apiserver had committed are still on their
+// way to the cache, the read waits for them; when the rest of the
+// resourceVersions were other resources' writes, it answers once the cache
+// is quiet.
+func TestReadsWithoutResourceVersionAreConsistent(t *testing.T) {
+	defer func(q, m time.Duration) { catchUpQuiet, catchUpMax = q, m }(catchUpQuiet, catchUpMax)
+	catchUpQuiet, catchUpMax = time.Hour, time.Hour
+	r, c := newTestREST(t, 0, 2, 5)
+	asked := make(chan struct{}, 10)
+	r.WithConsistentReads(func(context.Context) (uint64, error) {
+		asked <- struct{}{}
+		return 7, nil // two Node changes the cache has not seen yet
+	})
+	ctx := context.Background()
+	lateNodes := func() {
+		<-asked
+		for i, name := range []string{"late-1", "late-2"} {
+			if err := c.Add(coreNode(name, uint64(6+i), nil)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+
+	go lateNodes()
+	obj, err := r.List(ctx, &metainternalversion.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := obj.(*infraopsv1.NodeList); len(l.Items) != 4 || l.ResourceVersion != "7" {
+		t.Fatalf("list: %d items at %s, want the 4 nodes at 7", len(l.Items), l.ResourceVersion)
+	}
+
+	r2, c2 := newTestREST(t, 0, 2, 5)
+	c = c2
+	r2.WithConsistentReads(func(context.Context) (uint64, error) { asked <- struct{}{}; return 7, nil })
+	go lateNodes()
+	w := startWatch(t, r2, watchList())
+	added := 0
+	for e := next(t, w); e.Type == watch.Added; e = next(t, w) {
+		added++
+	}
+	if added != 4 {
+		t.Fatalf("watch-list sent %d nodes before its bookmark, want 4", added)
+	}
+
+	// kube-apiserver is at 100 because of other resources' writes: the
+	// cache answers once nothing more arrives.
+	catchUpQuiet = 10 * time.Millisecond
+	r.WithConsistentReads(func(context.Context) (uint64, error) { return 100, nil })
+	if obj, err := r.List(ctx, &metainternalversion.ListOptions{}); err != nil || len(obj.(*infraopsv1.NodeList).Items) != 4 {
+		t.Fatalf("list on a quiet cache behind kube-apiserver: %v, %v", obj, err)
+	}
+
+	r.WithConsistentReads(func(context.Context) (uint64, error) { return 0, fmt.Errorf("connection refused") })
+	if _, err := r.List(ctx, &metainternalversion.ListOptions{}); !apierrors.IsServiceUnavailable(err) {
+		t.Fatalf("list when kube-apiserver cannot tell its resourceVersion: %v, want 503", err)
+	}
+}

@@ -99,7 +99,7 @@ func DemoNodes() []NodeSpec {
 				"node.kubernetes.io/instance-type": "ecs.g7.large",
 			},
 			Ready:  true,
-			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0005",
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0009",
 		},
 		{
 			Name:       DemoNodeFargate,
@@ -134,6 +134,11 @@ type ProductOptions struct {
 	ServerEnv []string
 	// FakeCloudEnv is added to the fake cloud's environment.
 	FakeCloudEnv []string
+	// KubeletDelay, when positive, has the fake cloud play the kubelets
+	// of its machines (fake-cloud --kubeconfig): a rebooted machine's
+	// Node goes NotReady and is Ready again with a new boot ID after
+	// this long. Zero leaves Nodes to the test (SetNodeStatus).
+	KubeletDelay time.Duration
 	// Instances seed the fake cloud; nil means DemoInstances().
 	Instances []FakeInstance
 	// Nodes are created before the server starts; nil means DemoNodes(),
@@ -215,8 +220,7 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 		return nil, err
 	}
 
-	begin := time.Now()
-	p.FakeCloud, err = c.StartProcess("fake-cloud", o.FakeCloudBinary, []string{
+	fakeArgs := []string{
 		"--ec2-listen", "127.0.0.1:0",
 		"--cvm-listen", "127.0.0.1:0",
 		"--ecs-listen", "127.0.0.1:0",
@@ -228,7 +232,12 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 		"--aws-access-key-id", fakeAWSKeyID, "--aws-secret-access-key", fakeAWSSecret,
 		"--tencent-secret-id", fakeTencentID, "--tencent-secret-key", fakeTencentSecret,
 		"--alibaba-access-key-id", fakeAlibabaKeyID, "--alibaba-access-key-secret", fakeAlibabaSecret,
-	}, o.FakeCloudEnv)
+	}
+	if o.KubeletDelay > 0 {
+		fakeArgs = append(fakeArgs, "--kubeconfig", c.kubeconfig, "--kubelet-delay", o.KubeletDelay.String())
+	}
+	begin := time.Now()
+	p.FakeCloud, err = c.StartProcess("fake-cloud", o.FakeCloudBinary, fakeArgs, o.FakeCloudEnv)
 	if err != nil {
 		return nil, err
 	}

@@ -333,3 +333,11 @@ func TestPortRaceIsPerRun(t *testing.T) {
 		t.Errorf("restarts must append to the log file: %v\n%s", err, all)
 	}
 }
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{time.Minute: "1m", 5 * time.Second: "5s", 10 * time.Second: "10s", 90 * time.Second: "1m30s", time.Hour: "1h0m"} {
+		if got := ShortDuration(d); got != want {
+			t.Errorf("ShortDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
