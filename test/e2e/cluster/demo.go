@@ -283,7 +283,7 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 		{
 			Comment: "the same nodes with the cloud machine behind each one",
 			Command: "kubectl get " + nodes,
-			Want:    []string{DemoNodeEKS + `\s+aws\s+us-east-1\s+us-east-1a\s+` + DemoEC2InstanceID, DemoNodeTKE + `\s+tencentcloud\s+ap-guangzhou\s+100003\s+` + DemoCVMInstanceID,
+			Want: []string{DemoNodeEKS + `\s+aws\s+us-east-1\s+us-east-1a\s+` + DemoEC2InstanceID, DemoNodeTKE + `\s+tencentcloud\s+ap-guangzhou\s+100003\s+` + DemoCVMInstanceID,
 				regexp.QuoteMeta(DemoNodeACK) + `\s+alibabacloud\s+cn-hangzhou\s+cn-hangzhou-k\s+` + DemoECSInstanceID},
 		},
 		{
