@@ -34,6 +34,10 @@ type ExtraConfig struct {
 	NodeName       string
 	LockNamespace  string
 	ActionCooldown time.Duration
+	// CompletionTimeout is how long an accepted action may take to show
+	// on its Node before its lastAction is TimedOut; 0 is
+	// node.DefaultCompletionTimeout.
+	CompletionTimeout time.Duration
 	// Identity names this replica in lock Leases.
 	Identity string
 	// BookmarkInterval is how often idle watches of nodes get a bookmark;

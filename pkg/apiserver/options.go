@@ -18,6 +18,7 @@ import (
 	netutils "k8s.io/utils/net"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
+	"github.com/michael/k8s-cloud-node-manager/pkg/registry/node"
 )
 
 // Options are the server's flags. Like metrics-server, it takes only the
@@ -41,6 +42,9 @@ type Options struct {
 	LockNamespace string
 	// ActionCooldown is how long a node stays locked after an action.
 	ActionCooldown time.Duration
+	// CompletionTimeout bounds how long an action's lastAction stays
+	// Requested.
+	CompletionTimeout time.Duration
 	// KubeAPIQPS and KubeAPIBurst are the client-side rate limit of this
 	// server's own calls to kube-apiserver (Node reads, Leases, Events,
 	// the view's list and watch).
@@ -69,11 +73,12 @@ func NewOptions() *Options {
 		Audit:          genericoptions.NewAuditOptions(),
 		Features:       genericoptions.NewFeatureOptions(),
 
-		NodeName:       os.Getenv("NODE_NAME"),
-		LockNamespace:  defaultNamespace(),
-		ActionCooldown: 5 * time.Minute,
-		KubeAPIQPS:     DefaultKubeAPIQPS,
-		KubeAPIBurst:   DefaultKubeAPIBurst,
+		NodeName:          os.Getenv("NODE_NAME"),
+		LockNamespace:     defaultNamespace(),
+		ActionCooldown:    5 * time.Minute,
+		CompletionTimeout: node.DefaultCompletionTimeout,
+		KubeAPIQPS:        DefaultKubeAPIQPS,
+		KubeAPIBurst:      DefaultKubeAPIBurst,
 	}
 	o.SecureServing.BindPort = 6443
 	// Self-signed certificates (no --tls-cert-file) go to the user's cache,
@@ -126,6 +131,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the node this server runs on (the downward API's spec.nodeName); an action on it writes its lock and Event before the cloud call, since the server may go down before the answer. Defaults to $NODE_NAME.")
 	fs.StringVar(&o.LockNamespace, "lock-namespace", o.LockNamespace, "Namespace of the Leases that keep one action at a time per node across replicas. Defaults to $POD_NAMESPACE, the in-cluster namespace, or kube-system.")
 	fs.DurationVar(&o.ActionCooldown, "action-cooldown", o.ActionCooldown, "How long a node stays locked after the cloud call of an accepted action, or of one whose outcome is unknown, returned, so a repeated request does not reboot it twice. At least every enabled provider's timeout in the cloud config.")
+	fs.DurationVar(&o.CompletionTimeout, "action-completion-timeout", o.CompletionTimeout, "How long an accepted action may take to show on its Node (a restart: a new boot ID and Ready; a stop: NotReady; a start: Ready) before the node's status.lastAction is TimedOut.")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Client-side rate limit (queries per second) of this server's own calls to kube-apiserver; a negative value disables the limit.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of this server's own calls to kube-apiserver above --kube-api-qps.")
 	return fss
@@ -139,6 +145,9 @@ func (o *Options) Validate() []error {
 	errs = append(errs, o.Authorization.Validate()...)
 	errs = append(errs, o.Audit.Validate()...)
 	errs = append(errs, o.Features.Validate()...)
+	if o.CompletionTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--action-completion-timeout must be positive, got %s", o.CompletionTimeout))
+	}
 	if o.ActionCooldown < time.Second {
 		errs = append(errs, fmt.Errorf("--action-cooldown must be at least 1s, got %s", o.ActionCooldown))
 	}
@@ -202,12 +211,13 @@ func (o *Options) Config() (*Config, error) {
 	return &Config{
 		Generic: generic,
 		Extra: ExtraConfig{
-			Kube:           kube,
-			CloudConfig:    cloudConfig,
-			NodeName:       o.NodeName,
-			LockNamespace:  o.LockNamespace,
-			ActionCooldown: o.ActionCooldown,
-			Identity:       identity,
+			Kube:              kube,
+			CloudConfig:       cloudConfig,
+			NodeName:          o.NodeName,
+			LockNamespace:     o.LockNamespace,
+			ActionCooldown:    o.ActionCooldown,
+			CompletionTimeout: o.CompletionTimeout,
+			Identity:          identity,
 		},
 	}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/informers"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -72,6 +73,19 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 			return strconv.ParseUint(l.ResourceVersion, 10, 64)
 		}),
 	}
+	// Each node's lastAction record (a Lease in the lock namespace),
+	// followed on every replica into the view.
+	history := &node.History{Client: c.Extra.Kube, Namespace: c.Extra.LockNamespace}
+	recordInformers := informers.NewSharedInformerFactoryWithOptions(c.Extra.Kube, 0,
+		informers.WithNamespace(c.Extra.LockNamespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = node.HistoryLabel }))
+	follower, err := node.NewFollower(&node.Follower{
+		History: history, Cache: nodeCache, Actions: node.Actions, Timeout: c.Extra.CompletionTimeout,
+	}, recordInformers.Coordination().V1().Leases().Informer())
+	if err != nil {
+		return nil, err
+	}
+
 	actionConfig := node.ActionConfig{
 		Client:  c.Extra.Kube,
 		Drivers: drivers,
@@ -85,6 +99,7 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		DefaultRegion: c.defaultRegion,
 		SelfNodeName:  c.Extra.NodeName,
 		Cooldown:      c.Extra.ActionCooldown,
+		History:       history,
 	}
 	node.RegisterMetrics()
 	for _, a := range node.Actions {
@@ -102,6 +117,9 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 			if !synced() {
 				return fmt.Errorf("the node cache has not loaded the Nodes yet")
 			}
+			if !follower.HasSynced() {
+				return fmt.Errorf("the nodes' lastAction records have not been read yet")
+			}
 			return nil
 		}),
 		authenticationReady(c.Generic.Authentication.RequestHeaderConfig),
@@ -111,6 +129,8 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 	}
 	gs.AddPostStartHookOrDie("start-node-informer", func(hookCtx genericapiserver.PostStartHookContext) error {
 		go nodeReflector.RunWithContext(hookCtx)
+		recordInformers.Start(hookCtx.Done())
+		go follower.Run(hookCtx)
 		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Extra.Kube.CoreV1().Events("")})
 		go func() {
 			<-hookCtx.Done()

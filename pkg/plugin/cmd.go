@@ -295,12 +295,23 @@ time, and each node's UID is sent as a precondition, so a node recreated
 under the same name since it was listed is left alone. When more than one
 node would be affected, the command asks first (the answer is read from
 stdin) unless --yes is given; a dry run changes nothing and does not ask.`, a.Short, groupVersion(), a.Name)
-	if a.Reboots {
+	switch a.Until {
+	case GoalRebooted:
 		s += `
 
 With --wait, each node is watched after the request until the machine has
 booted again (status.nodeInfo.bootID changed) and the node is Ready, up to
 --timeout per node; a node that does not come back stops the rollout.`
+	case GoalNotReady:
+		s += `
+
+With --wait, each node is watched after the request until it is NotReady
+(the machine is down), up to --timeout per node.`
+	case GoalReady:
+		s += `
+
+With --wait, each node is watched after the request until it is Ready, up
+to --timeout per node; a node that does not come back stops the rollout.`
 	}
 	return s
 }
@@ -319,7 +330,7 @@ func examples(display string, a Action) string {
 			fmt.Sprintf("  # Use --%s %s", p.Flag, p.Values[len(p.Values)-1]),
 			fmt.Sprintf("  %s 172.16.0.13 --%s %s", display, p.Flag, p.Values[len(p.Values)-1]))
 	}
-	if a.Reboots {
+	if a.Until == GoalRebooted {
 		lines = append(lines, "",
 			"  # One node pool, two nodes at a time, each waited for until it is back and Ready",
 			fmt.Sprintf("  %s -l pool=workers --wait --max-in-flight 2 --yes", display))

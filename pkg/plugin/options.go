@@ -109,9 +109,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		}
 		fs.StringVar(o.Params[p.Flag], p.Flag, p.Default, usage)
 	}
-	if o.Action.Reboots {
-		fs.BoolVar(&o.Wait, "wait", o.Wait,
-			"After the request is accepted, wait until the node has booted again (its boot ID changed) and is Ready.")
+	if o.Action.Until != GoalNone {
+		fs.BoolVar(&o.Wait, "wait", o.Wait, o.Action.Until.waitHelp())
 		fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits for each node.")
 	}
 }
@@ -193,11 +192,11 @@ func (o *Options) Validate() error {
 		}
 	}
 	if o.Wait {
-		if !o.Action.Reboots {
+		if o.Action.Until == GoalNone {
 			return fmt.Errorf("--wait is not supported for %s", o.Action.Name)
 		}
 		if o.dryRun != DryRunNone {
-			return errors.New("--wait cannot be used with --dry-run: nothing would restart")
+			return errors.New("--wait cannot be used with --dry-run: nothing would change")
 		}
 		if o.Timeout <= 0 {
 			return fmt.Errorf("--timeout must be positive, got %s", o.Timeout)

@@ -255,9 +255,18 @@ func (r *runner) one(ctx context.Context, t target) outcome {
 		Name:         t.Name,
 		UID:          t.UID,
 		BootIDBefore: before.Status.NodeInfo.BootID,
+		ReadyBefore:  stateOf(before, "").Ready,
+		Goal:         r.Action.Until,
 		Progress: func(s bootState) {
-			r.printErrLine(fmt.Sprintf("Waiting for %s to come back: %s (%s elapsed)", resourceName(t.Name), s, r.now().Sub(start).Round(time.Second)))
+			r.printErrLine(fmt.Sprintf("Waiting for %s to %s: %s (%s elapsed)", resourceName(t.Name), r.Action.Until.progress(), s, r.now().Sub(start).Round(time.Second)))
 		},
+	}
+	// The server's status.lastAction says when the action is done, on
+	// the same watch as the node's state, once it holds this answer's
+	// record; an older server's view has none, and the core Node is
+	// watched as before.
+	if r.hasRecord(ctx, t.Name, answer) {
+		w.View, w.Answer = viewNodes{c: r.group}, answer
 	}
 	back, err := w.wait(ctx)
 	if err != nil {
@@ -265,9 +274,38 @@ func (r *runner) one(ctx context.Context, t target) outcome {
 		return oc
 	}
 	if r.Output == "" {
-		r.printOut(fmt.Sprintf("%s is back: new boot ID %s, Ready", resourceName(t.Name), back.Status.NodeInfo.BootID))
+		switch r.Action.Until {
+		case GoalNotReady:
+			r.printOut(fmt.Sprintf("%s is down: Ready=%s", resourceName(t.Name), stateOf(back, "").Ready))
+		case GoalReady:
+			r.printOut(fmt.Sprintf("%s is up: boot ID %s, Ready", resourceName(t.Name), back.Status.NodeInfo.BootID))
+		default:
+			r.printOut(fmt.Sprintf("%s is back: new boot ID %s, Ready", resourceName(t.Name), back.Status.NodeInfo.BootID))
+		}
 	}
 	return oc
+}
+
+// hasRecord reports whether the view shows the answer's lastAction. The
+// server writes it before answering; its cache has it a moment later, so
+// a few reads are allowed. A view without the field (an older server),
+// or that cannot be read, says no.
+func (r *runner) hasRecord(ctx context.Context, node string, answer *infraopsv1.NodeAction) bool {
+	for i := 0; i < 10; i++ {
+		v, err := r.group.get(ctx, node)
+		if err != nil {
+			return false
+		}
+		if la := v.Status.LastAction; la != nil && la.Action == answer.Action && la.CloudRequestID == answer.CloudRequestID {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return false
 }
 
 func (r *runner) printOut(line string) {

@@ -39,12 +39,15 @@ var wantServerClusterRules = []string{
 	"|nodes|watch|",
 }
 
-// The per-node lock Leases (pkg/registry/node/lock.go).
+// The per-node lock Leases (pkg/registry/node/lock.go) and lastAction
+// records (history.go: list and watch feed every replica's view).
 var wantLeaseRules = []string{
 	"coordination.k8s.io|leases|create|",
 	"coordination.k8s.io|leases|delete|",
 	"coordination.k8s.io|leases|get|",
+	"coordination.k8s.io|leases|list|",
 	"coordination.k8s.io|leases|update|",
+	"coordination.k8s.io|leases|watch|",
 }
 
 var wantViewRules = []string{
@@ -510,6 +513,18 @@ func checkUserRBAC(t *testing.T, m manifest) {
 	}
 	if got := rbacRules(t, restarter); !slices.Equal(got, wantRestarterRules) {
 		t.Fatalf("node-restarter grants %v", got)
+	}
+	// stop and start each have a role of their own, never aggregated.
+	for role, want := range map[string]string{"-node-stopper": group + "|nodes/stop|create|", "-node-starter": group + "|nodes/start|create|"} {
+		r := m.get(t, "ClusterRole", fullname+role)
+		for k := range r.GetLabels() {
+			if strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") {
+				t.Fatalf("%s is aggregated (%s)", role, k)
+			}
+		}
+		if got := rbacRules(t, r); !slices.Equal(got, []string{want}) {
+			t.Fatalf("%s grants %v", role, got)
+		}
 	}
 	// Nothing else in the chart grants the restart.
 	for _, kind := range []string{"ClusterRole", "Role"} {

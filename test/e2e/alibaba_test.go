@@ -129,6 +129,52 @@ func TestAlibabaCloudThroughTheAggregator(t *testing.T) {
 		}
 	})
 
+	// stop (hard, and charging stopped) and start through the aggregator:
+	// one ECS call each, status.lastAction followed while the test plays
+	// the kubelet.
+	t.Run("stop and start", func(t *testing.T) {
+		m := newMachine(t, alibabacloud.Name, nil)
+		out, err := kubectl(t, "", "", "create", "--raw", actionPath(m.node, "stop"), "-f",
+			writeBody(t, `{"mode":"hard","stopCharging":true,"reason":"e2e: night"}`))
+		if err != nil {
+			t.Fatalf("stop: %v %s", err, out)
+		}
+		var a infraopsv1.NodeAction
+		if err := json.Unmarshal([]byte(out), &a); err != nil || a.Action != "stop" || a.Mode != "hard" {
+			t.Fatalf("answer %s (%v)", out, err)
+		}
+		c := lastCall(t, m)
+		if calledAction(t, m, "StopInstance") != 1 || c.Action != "StopInstance" || c.InstanceIDs[0] != m.instanceID ||
+			!c.ForceStop || c.StoppedMode != alibabacloud.StoppedModeStopCharging || c.RequestID != a.CloudRequestID {
+			t.Fatalf("want one hard StopInstance with StopCharging of %s, got %+v", m.instanceID, cloudCalls(t, m))
+		}
+		waitPhase(t, m.node, "stop", infraopsv1.ActionRequested)
+		if err := env.cluster.SetNodeStatus(ctx, m.node, false, "boot-"+m.node); err != nil {
+			t.Fatal(err)
+		}
+		waitPhase(t, m.node, "stop", infraopsv1.ActionCompleted)
+
+		// A restart of the stopped instance: 409 naming its state.
+		endCooldown(t, m.node)
+		_, err = restart(t, m.node, "")
+		if st := wantStatus(t, err, 409, metav1.StatusReasonConflict, "IncorrectInstanceStatus"); !strings.Contains(st.Message, "is Stopped") {
+			t.Fatalf("message %q", st.Message)
+		}
+
+		out, err = kubectl(t, "", "", "create", "--raw", actionPath(m.node, "start"), "-f", writeBody(t, `{}`))
+		if err != nil {
+			t.Fatalf("start: %v %s", err, out)
+		}
+		if c := lastCall(t, m); calledAction(t, m, "StartInstance") != 1 || c.Action != "StartInstance" || c.InstanceIDs[0] != m.instanceID {
+			t.Fatalf("want one StartInstance, got %+v", cloudCalls(t, m))
+		}
+		waitPhase(t, m.node, "start", infraopsv1.ActionRequested)
+		if err := env.cluster.SetNodeStatus(ctx, m.node, true, "boot2-"+m.node); err != nil {
+			t.Fatal(err)
+		}
+		waitPhase(t, m.node, "start", infraopsv1.ActionCompleted)
+	})
+
 	t.Run("lingjun", func(t *testing.T) {
 		m := newMachine(t, alibabacloud.Name, map[string]string{alibabacloud.LabelLingjun: "true"})
 		_, err := restart(t, m.node, "")

@@ -91,11 +91,17 @@ type Instance struct {
 
 // Call is one API request the fake received.
 type Call struct {
-	Provider    string    `json:"provider"`
-	Action      string    `json:"action"`
-	Region      string    `json:"region"`
-	InstanceIDs []string  `json:"instanceIds"`
-	StopType    string    `json:"stopType,omitempty"`
+	Provider    string   `json:"provider"`
+	Action      string   `json:"action"`
+	Region      string   `json:"region"`
+	InstanceIDs []string `json:"instanceIds"`
+	StopType    string   `json:"stopType,omitempty"`
+	// Force is EC2 StopInstances' Force (a hard stop).
+	Force bool `json:"force,omitempty"`
+	// StoppedMode is CVM StopInstances' StoppedMode (KEEP_CHARGING,
+	// STOP_CHARGING) or ECS StopInstance's (KeepCharging, StopCharging),
+	// as sent.
+	StoppedMode string    `json:"stoppedMode,omitempty"`
 	DryRun      bool      `json:"dryRun,omitempty"`
 	AccessKeyID string    `json:"accessKeyId"`
 	RequestID   string    `json:"requestId"`
@@ -103,9 +109,11 @@ type Call struct {
 	// Error is the error code answered, "" for success.
 	Error string `json:"error,omitempty"`
 
-	// ECS: a reboot's or stop's ForceStop, a stop's StoppedMode.
-	ForceStop   bool   `json:"forceStop,omitempty"`
-	StoppedMode string `json:"stoppedMode,omitempty"`
+	// ForceStop is ECS RebootInstance's or StopInstance's ForceStop.
+	ForceStop bool `json:"forceStop,omitempty"`
+
+	// changes are an EC2 stop's or start's state changes, for its answer.
+	changes []instanceStateChange
 }
 
 // Options configure a fake.

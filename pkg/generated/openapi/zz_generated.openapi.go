@@ -34,11 +34,14 @@ func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenA
 	return map[string]common.OpenAPIDefinition{
 		v1.ActionOptions{}.OpenAPIModelName():                 schema_pkg_apis_infraops_v1_ActionOptions(ref),
 		v1.CloudInstance{}.OpenAPIModelName():                 schema_pkg_apis_infraops_v1_CloudInstance(ref),
+		v1.LastAction{}.OpenAPIModelName():                    schema_pkg_apis_infraops_v1_LastAction(ref),
 		v1.Node{}.OpenAPIModelName():                          schema_pkg_apis_infraops_v1_Node(ref),
 		v1.NodeAction{}.OpenAPIModelName():                    schema_pkg_apis_infraops_v1_NodeAction(ref),
 		v1.NodeList{}.OpenAPIModelName():                      schema_pkg_apis_infraops_v1_NodeList(ref),
 		v1.NodeStatus{}.OpenAPIModelName():                    schema_pkg_apis_infraops_v1_NodeStatus(ref),
 		v1.RestartOptions{}.OpenAPIModelName():                schema_pkg_apis_infraops_v1_RestartOptions(ref),
+		v1.StartOptions{}.OpenAPIModelName():                  schema_pkg_apis_infraops_v1_StartOptions(ref),
+		v1.StopOptions{}.OpenAPIModelName():                   schema_pkg_apis_infraops_v1_StopOptions(ref),
 		metav1.APIGroup{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_APIGroup(ref),
 		metav1.APIGroupList{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_APIGroupList(ref),
 		metav1.APIResource{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_APIResource(ref),
@@ -183,6 +186,111 @@ func schema_pkg_apis_infraops_v1_CloudInstance(ref common.ReferenceCallback) com
 				Required: []string{"provider", "instanceID"},
 			},
 		},
+	}
+}
+
+func schema_pkg_apis_infraops_v1_LastAction(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "LastAction is one action taken on a node and how far it has come.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"action": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Action is the subresource: restart, stop, start.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"mode": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Mode is the mode the cloud used, for actions that have one.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"user": {
+						SchemaProps: spec.SchemaProps{
+							Description: "User is who asked.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Reason is the reason given in the request.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"requestedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "RequestedAt is when the cloud answered the call.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"cloudRequestID": {
+						SchemaProps: spec.SchemaProps{
+							Description: "CloudRequestID is the cloud's ID of the call.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"phase": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Phase is Requested, Completed, Failed or TimedOut.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"completedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "CompletedAt is when the phase left Requested.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Message says why the phase is what it is (the cloud's error for Failed, an unknown outcome for Requested).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"bootIDAtRequest": {
+						SchemaProps: spec.SchemaProps{
+							Description: "BootIDAtRequest and ReadyAtRequest are the Node's status.nodeInfo.bootID and Ready condition when the action was requested; BootID and Ready are what they were when the phase was last judged. The phase is judged from them.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"readyAtRequest": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+					"bootID": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+					"ready": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+				},
+				Required: []string{"action", "user", "requestedAt", "phase"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -424,11 +532,17 @@ func schema_pkg_apis_infraops_v1_NodeStatus(ref common.ReferenceCallback) common
 							Format:      "",
 						},
 					},
+					"lastAction": {
+						SchemaProps: spec.SchemaProps{
+							Description: "LastAction is the last action taken on the node through this API (dry runs aside), followed from the request to its end.",
+							Ref:         ref(v1.LastAction{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.CloudInstance{}.OpenAPIModelName()},
+			v1.CloudInstance{}.OpenAPIModelName(), v1.LastAction{}.OpenAPIModelName()},
 	}
 }
 
@@ -490,6 +604,140 @@ func schema_pkg_apis_infraops_v1_RestartOptions(ref common.ReferenceCallback) co
 						SchemaProps: spec.SchemaProps{
 							Description: "Mode is soft (default) or hard.",
 							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_infraops_v1_StartOptions(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "StartOptions is the optional JSON body of POST nodes/{name}/start.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"dryRun": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "DryRun, when [\"All\"], checks the request with the cloud and changes nothing. It is a body field, not a query parameter, because the connect handler refuses a dryRun query parameter.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Reason is free text recorded in the Event and the audit log.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"nodeUID": {
+						SchemaProps: spec.SchemaProps{
+							Description: "NodeUID is a precondition: the action is refused with 409 when the node's UID differs (the node was deleted and recreated).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_infraops_v1_StopOptions(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "StopOptions is the optional JSON body of POST nodes/{name}/stop.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"dryRun": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "DryRun, when [\"All\"], checks the request with the cloud and changes nothing. It is a body field, not a query parameter, because the connect handler refuses a dryRun query parameter.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Reason is free text recorded in the Event and the audit log.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"nodeUID": {
+						SchemaProps: spec.SchemaProps{
+							Description: "NodeUID is a precondition: the action is refused with 409 when the node's UID differs (the node was deleted and recreated).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"mode": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Mode is soft (the cloud's default: a clean OS shutdown) or hard.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"stopCharging": {
+						SchemaProps: spec.SchemaProps{
+							Description: "StopCharging asks Tencent CVM to stop billing the instance while it is stopped (StoppedMode STOP_CHARGING; pay-as-you-go instances with cloud disks only). Other clouds never bill a stopped instance's compute and ignore it.",
+							Type:        []string{"boolean"},
 							Format:      "",
 						},
 					},

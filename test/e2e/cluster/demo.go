@@ -27,6 +27,13 @@ const (
 	DemoNodeTKE2 = "172.16.0.13"
 	// DemoNodeDev is the one node DemoUser may restart.
 	DemoNodeDev = "ip-10-0-3-7.ec2.internal"
+	// DemoNodeEKSBatch is stopped; DemoNodeTKEStopped starts stopped (its
+	// machine STOPPED, the Node NotReady) and is started.
+	DemoNodeEKSBatch   = "ip-10-0-4-8.ec2.internal"
+	DemoNodeTKEStopped = "172.16.0.14"
+
+	DemoEC2InstanceIDBatch   = "i-0123456789abcdef3"
+	DemoCVMInstanceIDStopped = "ins-abcd1236"
 
 	DemoEC2InstanceID2   = "i-0123456789abcdef1"
 	DemoEC2InstanceIDDev = "i-0123456789abcdef2"
@@ -59,6 +66,8 @@ func DemoStoryInstances() []FakeInstance {
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceID2, State: "running"},
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDDev, State: "running"},
 		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceID2},
+		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDBatch, State: "running"},
+		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceIDStopped, State: "STOPPED"},
 	)
 }
 
@@ -101,6 +110,18 @@ func DemoStoryNodes() []NodeSpec {
 			},
 			Ready:  true,
 			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0007",
+		},
+		eks(DemoNodeEKSBatch, "us-east-1a", DemoEC2InstanceIDBatch, "batch", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0008"),
+		NodeSpec{
+			Name:       DemoNodeTKEStopped,
+			ProviderID: "qcloud:///100003/" + DemoCVMInstanceIDStopped,
+			Labels: map[string]string{
+				"topology.kubernetes.io/region": "gz",
+				"topology.kubernetes.io/zone":   "100003",
+				pool:                            "batch",
+			},
+			Ready:  false,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0009",
 		},
 	)
 }
@@ -237,7 +258,7 @@ func (c *Cluster) UserKubeconfig(user string, groups ...string) (string, error) 
 	return path, nil
 }
 
-type requestBodies struct{ dryRun, soft, hard string }
+type requestBodies struct{ dryRun, soft, hard, stop, start string }
 
 // writeRequestBodies saves RestartOptions bodies for `kubectl create
 // --raw`, which reads a body only from a file.
@@ -246,12 +267,16 @@ func writeRequestBodies(dir string) (requestBodies, error) {
 		dryRun: filepath.Join(dir, "restart-dry-run.json"),
 		soft:   filepath.Join(dir, "restart-soft.json"),
 		hard:   filepath.Join(dir, "restart-hard.json"),
+		stop:   filepath.Join(dir, "stop.json"),
+		start:  filepath.Join(dir, "start.json"),
 	}
 	const head = `{"apiVersion":"` + Group + `/` + Version + `","kind":"RestartOptions",`
 	for path, body := range map[string]string{
 		b.dryRun: head + `"dryRun":["All"],"reason":"demo: would it be allowed?"}`,
 		b.soft:   head + `"mode":"soft","reason":"demo"}`,
 		b.hard:   head + `"mode":"hard","reason":"demo"}`,
+		b.stop:   `{"apiVersion":"` + Group + `/` + Version + `","kind":"StopOptions","mode":"soft","reason":"demo: the batch pool sleeps at night"}`,
+		b.start:  `{"apiVersion":"` + Group + `/` + Version + `","kind":"StartOptions","reason":"demo: morning"}`,
 	} {
 		if err := os.WriteFile(path, []byte(body+"\n"), 0o644); err != nil {
 			return b, err
@@ -264,9 +289,10 @@ func writeRequestBodies(dir string) (requestBodies, error) {
 // own (the cooldown), dry runs come before the real requests on the same
 // nodes, and the comments say only what the test checks.
 func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
-	raw := func(node, body string) string {
-		return fmt.Sprintf("kubectl create --raw /apis/%s/%s/nodes/%s/restart -f %s", Group, Version, node, body)
+	rawAction := func(action, node, body string) string {
+		return fmt.Sprintf("kubectl create --raw /apis/%s/%s/nodes/%s/%s -f %s", Group, Version, node, action, body)
 	}
+	raw := func(node, body string) string { return rawAction("restart", node, body) }
 	nodes := "nodes." + Group
 	asUser := " --kubeconfig " + userKubeconfig
 	return []DemoStep{
@@ -302,11 +328,14 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`\(server dry run\)`, `4 requested, 0 failed`},
 		},
 		{
-			Comment:    "in a second terminal: watch READY go Unknown and back to True as the next commands reboot machines (Ctrl-C ends it)",
+			Comment:    "in a second terminal: watch READY go Unknown and back to True, and LAST-ACTION/PHASE go from Requested to Completed, as the next commands reboot machines (Ctrl-C ends it)",
 			Command:    "kubectl get " + nodes + " -w",
 			Background: true,
 			Started:    DemoNodeEKS2,
-			Want:       []string{`(?s)` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sUnknown\s.*\n` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sTrue\s`},
+			Want: []string{
+				`(?s)` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sUnknown\s.*\n` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sTrue\s`,
+				`(?s)` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\srestart\s+Requested\s.*\n` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\srestart\s+Completed\s`,
+			},
 		},
 		{
 			Comment: "EC2 reboot: 202 with a NodeAction (the instance, EC2's request ID, who asked)",
@@ -378,6 +407,25 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Command: "kubectl get events --field-selector involvedObject.name=" + DemoNodeDev,
 			Settles: true,
 			Want:    []string{`requested by ` + regexp.QuoteMeta(DemoUser) + ` \(mode soft, reason "testing my fix"`},
+		},
+		{
+			Comment: "EC2 stop (StopInstances; mode hard would be Force): the machine keeps its disks, the Node stays and goes NotReady",
+			Command: rawAction("stop", DemoNodeEKSBatch, b.stop),
+			Want:    []string{`"action":"stop"`, `"mode":"soft"`, DemoEC2InstanceIDBatch},
+		},
+		{
+			Comment: "CVM start (StartInstances) of a machine that was stopped",
+			Command: rawAction("start", DemoNodeTKEStopped, b.start),
+			Want:    []string{`"action":"start"`, DemoCVMInstanceIDStopped},
+		},
+		{
+			Comment: "status.lastAction followed to its end: the stopped node NotReady, the started one Ready again (the fake cloud plays the kubelets)",
+			Command: "kubectl get " + nodes + " " + DemoNodeEKSBatch + " " + DemoNodeTKEStopped,
+			Settles: true,
+			Want: []string{
+				regexp.QuoteMeta(DemoNodeEKSBatch) + `\s[^\n]*\sstop\s+Completed\s`,
+				regexp.QuoteMeta(DemoNodeTKEStopped) + `\s[^\n]*\sTrue\s+start\s+Completed\s`,
+			},
 		},
 	}
 }

@@ -26,6 +26,8 @@ func AddToScheme(scheme *runtime.Scheme) error {
 			&Node{},
 			&NodeList{},
 			&RestartOptions{},
+			&StopOptions{},
+			&StartOptions{},
 			&NodeAction{},
 		)
 	}

@@ -32,6 +32,11 @@ func (in CloudInstance) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in LastAction) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.LastAction"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in Node) OpenAPIModelName() string {
 	return "io.michael.infraops.v1.Node"
 }
@@ -54,4 +59,14 @@ func (in NodeStatus) OpenAPIModelName() string {
 // OpenAPIModelName returns the OpenAPI model name for this type.
 func (in RestartOptions) OpenAPIModelName() string {
 	return "io.michael.infraops.v1.RestartOptions"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in StartOptions) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.StartOptions"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in StopOptions) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.StopOptions"
 }
