@@ -43,7 +43,13 @@ func viewNode(t *testing.T, node string) *infraopsv1.Node {
 func waitPhase(t *testing.T, node, action string, phase infraopsv1.ActionPhase) *infraopsv1.LastAction {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if la := viewNode(t, node).Status.LastAction; la != nil && la.Action == action && la.Phase == phase {
+		// A Node created a moment ago may not be in the view yet.
+		raw, err := env.kube.Discovery().RESTClient().Get().AbsPath("/apis/infraops.michael.io/v1/nodes/" + node).DoRaw(context.Background())
+		var v infraopsv1.Node
+		if err != nil || json.Unmarshal(raw, &v) != nil {
+			continue
+		}
+		if la := v.Status.LastAction; la != nil && la.Action == action && la.Phase == phase {
 			return la
 		}
 	}
