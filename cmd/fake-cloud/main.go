@@ -1,12 +1,19 @@
-// Command fake-cloud serves the wire-level EC2, CVM and ECS fakes of
-// pkg/cloud/fakecloud over TLS, for the local demo and end-to-end tests.
+// Command fake-cloud serves the wire-level EC2, CVM, ECS and Compute
+// Engine fakes of pkg/cloud/fakecloud over TLS, for the local demo and
+// end-to-end tests.
 //
 //	fake-cloud --ec2-listen 127.0.0.1:0 --cvm-listen 127.0.0.1:0 --ecs-listen 127.0.0.1:0 \
+//	  --gce-listen 127.0.0.1:0 --gce-key-file sa.json \
 //	  --tls-cert-file tls.crt --tls-private-key-file tls.key --instances instances.yaml
 //
 // The first line on stdout is "ec2=https://HOST:PORT cvm=https://HOST:PORT
-// ecs=https://HOST:PORT" (the endpoints asked for), written once all listen, so a harness can start it on port 0 and read
-// the ports. Every API call is logged on stderr in one line.
+// ecs=https://HOST:PORT gce=https://HOST:PORT" (the endpoints served),
+// written once all listen, so a harness can start it on port 0 and read
+// the ports. With --gce-listen, the --gce-key-file is written before that
+// line: a fresh service-account key whose token_uri is the fake's token
+// endpoint, the only key the fake trusts, for
+// GOOGLE_APPLICATION_CREDENTIALS. Every API call is logged on stderr in
+// one line.
 //
 // With --kubeconfig it also plays the kubelets of its machines (package
 // fakecloud/kubelet): when it reboots, stops or starts an instance, the
@@ -34,6 +41,7 @@ import (
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 )
 
@@ -52,6 +60,7 @@ func main() {
 type options struct {
 	ec2Listen, cvmListen  string
 	ecsListen             string
+	gceListen, gceKeyFile string
 	certFile, keyFile     string
 	instancesFile         string
 	awsKeyID, awsSecret   string
@@ -73,6 +82,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.ec2Listen, "ec2-listen", "", "address of the fake EC2 endpoint, e.g. 127.0.0.1:0 (empty: not served)")
 	fs.StringVar(&o.cvmListen, "cvm-listen", "", "address of the fake CVM endpoint, e.g. 127.0.0.1:0 (empty: not served)")
 	fs.StringVar(&o.ecsListen, "ecs-listen", "", "address of the fake Alibaba Cloud ECS endpoint, e.g. 127.0.0.1:0 (empty: not served)")
+	fs.StringVar(&o.gceListen, "gce-listen", "", "address of the fake Compute Engine endpoint and its OAuth2 token endpoint, e.g. 127.0.0.1:0 (empty: not served)")
+	fs.StringVar(&o.gceKeyFile, "gce-key-file", "", "with --gce-listen: write a new service-account key file here whose token_uri is the fake's; the fake trusts only that key")
 	fs.StringVar(&o.certFile, "tls-cert-file", "", "PEM certificate served by both endpoints (required)")
 	fs.StringVar(&o.keyFile, "tls-private-key-file", "", "PEM private key of --tls-cert-file (required)")
 	fs.StringVar(&o.instancesFile, "instances", "", "YAML file: instances: [{provider, region, id, state}] (required)")
@@ -90,8 +101,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case o.ec2Listen == "" && o.cvmListen == "" && o.ecsListen == "":
-		return o, errors.New("--ec2-listen, --cvm-listen or --ecs-listen is required")
+	case o.ec2Listen == "" && o.cvmListen == "" && o.ecsListen == "" && o.gceListen == "":
+		return o, errors.New("--ec2-listen, --cvm-listen, --ecs-listen or --gce-listen is required")
+	case (o.gceListen == "") != (o.gceKeyFile == ""):
+		return o, errors.New("--gce-listen and --gce-key-file go together")
 	case o.certFile == "" || o.keyFile == "":
 		return o, errors.New("--tls-cert-file and --tls-private-key-file are required: the fakes only speak TLS, like the clouds")
 	case o.instancesFile == "":
@@ -108,10 +121,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-// cloudInstances are the instances of each fake, by provider name.
-type cloudInstances map[string][]fakecloud.Instance
-
-func loadInstances(path string) (cloudInstances, error) {
+// loadInstances reads the instances file, by provider.
+func loadInstances(path string) (map[string][]fakecloud.Instance, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -120,10 +131,10 @@ func loadInstances(path string) (cloudInstances, error) {
 	if err := yaml.UnmarshalStrict(data, &f); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	out := cloudInstances{}
+	out := map[string][]fakecloud.Instance{}
 	seen := map[string]bool{}
 	for i, in := range f.Instances {
-		if in.ID == "" || in.Region == "" {
+		if in.ID == "" || (in.Region == "" && in.Provider != gce.Name) {
 			return nil, fmt.Errorf("%s: instance %d needs an id and a region", path, i)
 		}
 		if seen[in.ID] {
@@ -140,16 +151,30 @@ func loadInstances(path string) (cloudInstances, error) {
 			pid = "tencentcloud:////" + in.ID
 		case fakecloud.ProviderAlibabaCloud:
 			pid = "alicloud://" + in.Region + "." + in.ID
+		case gce.Name:
+			// A GCE instance is placed by project and zone.
+			pid = "gce://" + in.Project + "/" + in.Zone + "/" + in.ID
 		default:
-			return nil, fmt.Errorf("%s: instance %s: provider %q is not aws, tencentcloud or %s", path, in.ID, in.Provider, fakecloud.ProviderAlibabaCloud)
+			return nil, fmt.Errorf("%s: instance %s: provider %q is not aws, tencentcloud, %s or gce", path, in.ID, in.Provider, fakecloud.ProviderAlibabaCloud)
 		}
-		if _, err := providers.Resolve(pid, nil, func(string) string { return in.Region }); err != nil {
+		inst, err := providers.Resolve(pid, nil, func(string) string { return in.Region })
+		if err != nil {
 			return nil, fmt.Errorf("%s: instance %s: %w", path, in.ID, err)
+		}
+		if in.Region != "" && in.Region != inst.Region {
+			return nil, fmt.Errorf("%s: instance %s: region %s is not zone %s's (%s)", path, in.ID, in.Region, in.Zone, inst.Region)
 		}
 		out[in.Provider] = append(out[in.Provider], in)
 	}
 	return out, nil
 }
+
+// The service account of the --gce-key-file: the fake makes its key, so
+// nothing about it is secret.
+const (
+	gceServiceAccount = "k8s-cloud-node-manager@fake-project.iam.gserviceaccount.com"
+	gceKeyProject     = "fake-project"
+)
 
 func secrets(id, secret string) map[string]string {
 	if id == "" {
@@ -190,6 +215,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if c.DryRun {
 			extra += " dryRun=true"
 		}
+		if c.Project != "" {
+			extra += " project=" + c.Project + " zone=" + c.Zone
+		}
+		if c.ClientRequestID != "" {
+			extra += " requestId=" + c.ClientRequestID
+		}
+		if c.Replay {
+			extra += " replay=true"
+		}
+		if c.NoGracefulShutdown {
+			extra += " noGracefulShutdown=true"
+		}
+		if len(c.Permissions) > 0 {
+			extra += " permissions=" + strings.Join(c.Permissions, ",")
+		}
 		logger.Printf("%s %s region=%s instances=%s%s key=%s request=%s -> %s",
 			c.Provider, c.Action, c.Region, strings.Join(c.InstanceIDs, ","), extra, c.AccessKeyID, c.RequestID, outcome)
 	}
@@ -207,22 +247,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name string
 		addr string
 		h    http.Handler
+		// listening, if set, runs once the endpoint's URL is known.
+		listening func(url string) error
 	}
 	var eps []endpoint
 	if o.ec2Listen != "" {
-		eps = append(eps, endpoint{"ec2", o.ec2Listen, fakecloud.NewEC2(fakecloud.Options{
+		eps = append(eps, endpoint{name: "ec2", addr: o.ec2Listen, h: fakecloud.NewEC2(fakecloud.Options{
 			Instances: instances[cloud.ProviderAWS], Secrets: secrets(o.awsKeyID, o.awsSecret), OnCall: onCall,
 		})})
 	}
 	if o.cvmListen != "" {
-		eps = append(eps, endpoint{"cvm", o.cvmListen, fakecloud.NewCVM(fakecloud.Options{
+		eps = append(eps, endpoint{name: "cvm", addr: o.cvmListen, h: fakecloud.NewCVM(fakecloud.Options{
 			Instances: instances[cloud.ProviderTencentCloud], Secrets: secrets(o.tencentID, o.tencentKey), OnCall: onCall,
 		})})
 	}
 	if o.ecsListen != "" {
-		eps = append(eps, endpoint{"ecs", o.ecsListen, fakecloud.NewECS(fakecloud.Options{
+		eps = append(eps, endpoint{name: "ecs", addr: o.ecsListen, h: fakecloud.NewECS(fakecloud.Options{
 			Instances: instances[fakecloud.ProviderAlibabaCloud], Secrets: secrets(o.aliKeyID, o.aliSecret), OnCall: onCall,
 		})})
+	}
+	if o.gceListen != "" {
+		sa, err := fakecloud.NewServiceAccount(gceServiceAccount)
+		if err != nil {
+			return err
+		}
+		eps = append(eps, endpoint{
+			name: "gce", addr: o.gceListen,
+			h: fakecloud.NewGCE(fakecloud.Options{Instances: instances[gce.Name], OnCall: onCall}, sa),
+			listening: func(url string) error {
+				// The token_uri must be this listener's: only now is the
+				// port known.
+				return sa.WriteKeyFile(o.gceKeyFile, gceKeyProject, url+fakecloud.TokenPath)
+			},
+		})
 	}
 
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
@@ -245,15 +302,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			ErrorLog:          logger,
 		}
 		servers = append(servers, srv)
-		urls = append(urls, ep.name+"=https://"+ln.Addr().String())
+		u := "https://" + ln.Addr().String()
+		urls = append(urls, ep.name+"="+u)
+		if ep.listening != nil {
+			if err := ep.listening(u); err != nil {
+				for _, s := range servers {
+					_ = s.Close()
+				}
+				_ = ln.Close()
+				return fmt.Errorf("%s: %w", ep.name, err)
+			}
+		}
 		go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	}
 	if _, err := fmt.Fprintln(stdout, strings.Join(urls, " ")); err != nil {
 		return err
 	}
-	logger.Printf("serving %s (%d aws, %d tencentcloud and %d %s instances)", strings.Join(urls, " "),
+	logger.Printf("serving %s (%d aws, %d tencentcloud, %d %s and %d gce instances)", strings.Join(urls, " "),
 		len(instances[cloud.ProviderAWS]), len(instances[cloud.ProviderTencentCloud]),
-		len(instances[fakecloud.ProviderAlibabaCloud]), fakecloud.ProviderAlibabaCloud)
+		len(instances[fakecloud.ProviderAlibabaCloud]), fakecloud.ProviderAlibabaCloud, len(instances[gce.Name]))
 
 	select {
 	case <-ctx.Done():

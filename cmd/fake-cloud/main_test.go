@@ -26,6 +26,7 @@ import (
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
 )
 
@@ -68,6 +69,7 @@ const instancesYAML = `instances:
 - {provider: aws, region: us-east-1, id: i-0123456789abcdef0, state: running}
 - {provider: tencentcloud, region: ap-guangzhou, id: ins-abcd1234}
 - {provider: alibabacloud, region: cn-hangzhou, id: i-bp1abcdefghij0000001}
+- {provider: gce, project: my-project-1, zone: us-central1-a, id: gke-pool-1-abcd}
 `
 
 // syncBuffer is a log sink read by the test while run writes to it.
@@ -89,7 +91,7 @@ func (s *syncBuffer) String() string {
 }
 
 // TestRunWithRealDrivers starts the command on port 0, reads its address
-// line, and drives both fakes through the production drivers with
+// line, and drives the three fakes through the production drivers with
 // signature checking on.
 func TestRunWithRealDrivers(t *testing.T) {
 	dir := t.TempDir()
@@ -102,9 +104,11 @@ func TestRunWithRealDrivers(t *testing.T) {
 	pr, pw := io.Pipe()
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
+	gceKeyFile := filepath.Join(dir, "gce-sa.json")
 	go func() {
 		done <- run(ctx, []string{
 			"--ec2-listen", "127.0.0.1:0", "--cvm-listen", "127.0.0.1:0", "--ecs-listen", "127.0.0.1:0",
+			"--gce-listen", "127.0.0.1:0", "--gce-key-file", gceKeyFile,
 			"--tls-cert-file", certFile, "--tls-private-key-file", keyFile, "--instances", instances,
 			"--aws-access-key-id", "AKIDE2E", "--aws-secret-access-key", "aws-secret",
 			"--tencent-secret-id", "AKIDTC", "--tencent-secret-key", "tc-secret",
@@ -129,8 +133,14 @@ func TestRunWithRealDrivers(t *testing.T) {
 		k, v, _ := strings.Cut(f, "=")
 		urls[k] = v
 	}
-	if !strings.HasPrefix(urls["ec2"], "https://127.0.0.1:") || !strings.HasPrefix(urls["cvm"], "https://127.0.0.1:") || urls["ec2"] == urls["cvm"] ||
-		!strings.HasPrefix(urls["ecs"], "https://127.0.0.1:") || urls["ecs"] == urls["cvm"] {
+	distinct := map[string]bool{}
+	for _, name := range []string{"ec2", "cvm", "ecs", "gce"} {
+		if !strings.HasPrefix(urls[name], "https://127.0.0.1:") || distinct[urls[name]] {
+			t.Fatalf("address line %q", line)
+		}
+		distinct[urls[name]] = true
+	}
+	if len(urls) != 4 {
 		t.Fatalf("address line %q", line)
 	}
 
@@ -147,6 +157,8 @@ func TestRunWithRealDrivers(t *testing.T) {
 		"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIE2E", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "ali-secret",
 		"ALIBABA_CLOUD_SECURITY_TOKEN": "", "ALIBABA_CLOUD_ROLE_ARN": "", "ALIBABA_CLOUD_CREDENTIALS_FILE": empty,
 		"ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true", "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+		// The key file the fake wrote (token_uri: its own), through ADC.
+		"GOOGLE_APPLICATION_CREDENTIALS": gceKeyFile, "CLOUDSDK_CONFIG": dir,
 	} {
 		t.Setenv(k, v)
 	}
@@ -173,6 +185,18 @@ func TestRunWithRealDrivers(t *testing.T) {
 		t.Fatalf("alibabacloud: %v", err)
 	}
 
+	gd, err := gce.New(bg, cloud.ProviderConfig{Enabled: true, Endpoint: urls["gce"], CAFile: certFile, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gi, err := gce.Provider.Resolve("gce://my-project-1/us-central1-a/gke-pool-1-abcd", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := gd.Reboot(bg, gi, cloud.RebootOptions{}); err != nil || res.Mode != cloud.ModeHard {
+		t.Fatalf("gce: %+v %v", res, err)
+	}
+
 	// The admin endpoint answers another process without a signature.
 	pool := x509.NewCertPool()
 	certPEM, _ := os.ReadFile(certFile)
@@ -196,6 +220,7 @@ func TestRunWithRealDrivers(t *testing.T) {
 		"aws RebootInstances region=us-east-1 instances=i-0123456789abcdef0 key=AKIDE2E",
 		"tencentcloud RebootInstances region=ap-guangzhou instances=ins-abcd1234 stopType=HARD key=AKIDTC",
 		"alibabacloud RebootInstance region= instances=i-bp1abcdefghij0000001 forceStop=true key=LTAIE2E",
+		"gce compute.instances.reset region=us-central1 instances=gke-pool-1-abcd project=my-project-1 zone=us-central1-a requestId=",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
@@ -211,6 +236,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		"no instances":   {"--ec2-listen", ":0", "--tls-cert-file", "c", "--tls-private-key-file", "k"},
 		"half aws":       append([]string{"--ec2-listen", ":0", "--aws-access-key-id", "A"}, base...),
 		"half tencent":   append([]string{"--cvm-listen", ":0", "--tencent-secret-key", "K"}, base...),
+		"gce no key":     append([]string{"--gce-listen", ":0"}, base...),
+		"key no gce":     append([]string{"--ec2-listen", ":0", "--gce-key-file", "k.json"}, base...),
 		"unknown flag":   append([]string{"--ec2-listen", ":0", "--region", "x"}, base...),
 		"stray argument": append([]string{"--ec2-listen", ":0", "extra"}, base...),
 		"negative delay": append([]string{"--ec2-listen", ":0", "--kubeconfig", "kc", "--kubelet-delay", "-1s"}, base...),
@@ -227,14 +254,17 @@ func TestParseFlagsErrors(t *testing.T) {
 func TestLoadInstancesErrors(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"unknown provider": "instances: [{provider: gce, region: r, id: n}]\n",
+		"unknown provider": "instances: [{provider: azure, region: r, id: n}]\n",
+		"gce without zone": "instances: [{provider: gce, project: my-project-1, id: vm-1}]\n",
+		"bad gce name":     "instances: [{provider: gce, project: my-project-1, zone: us-central1-a, id: VM}]\n",
+		"gce wrong region": "instances: [{provider: gce, project: my-project-1, zone: us-central1-a, region: us-east1, id: vm-1}]\n",
 		"bad aws id":       "instances: [{provider: aws, region: us-east-1, id: i-xyz}]\n",
 		"bad cvm id":       "instances: [{provider: tencentcloud, region: ap-guangzhou, id: ins-1}]\n",
 		"bad ecs id":       "instances: [{provider: alibabacloud, region: cn-hangzhou, id: ins-abcd1234}]\n",
 		"bad ecs region":   "instances: [{provider: alibabacloud, region: Hangzhou, id: i-bp1abcdefghij0000001}]\n",
 		"no region":        "instances: [{provider: aws, id: i-0123456789abcdef0}]\n",
 		"duplicate":        "instances: [{provider: aws, region: r, id: i-01234567}, {provider: aws, region: r, id: i-01234567}]\n",
-		"unknown field":    "instances: [{provider: aws, region: r, id: i-01234567, zone: z}]\n",
+		"unknown field":    "instances: [{provider: aws, region: r, id: i-01234567, flavor: z}]\n",
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -249,8 +279,9 @@ func TestLoadInstancesErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := loadInstances(path)
-	a, c, e := got[cloud.ProviderAWS], got[cloud.ProviderTencentCloud], got[alibabacloud.Name]
-	if err != nil || len(a) != 1 || len(c) != 1 || len(e) != 1 || a[0].State != "running" || c[0].ID != "ins-abcd1234" || e[0].Region != "cn-hangzhou" {
+	a, c, e, g := got[cloud.ProviderAWS], got[cloud.ProviderTencentCloud], got[alibabacloud.Name], got[gce.Name]
+	if err != nil || len(a) != 1 || len(c) != 1 || len(e) != 1 || len(g) != 1 || a[0].State != "running" || c[0].ID != "ins-abcd1234" ||
+		e[0].Region != "cn-hangzhou" || g[0].Zone != "us-central1-a" {
 		t.Fatalf("got %+v %v", got, err)
 	}
 }

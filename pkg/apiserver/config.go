@@ -14,6 +14,7 @@ import (
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 	generatedopenapi "github.com/michael/k8s-cloud-node-manager/pkg/generated/openapi"
+	"github.com/michael/k8s-cloud-node-manager/pkg/policy"
 	"github.com/michael/k8s-cloud-node-manager/pkg/registry/node"
 	"github.com/michael/k8s-cloud-node-manager/pkg/version"
 )
@@ -43,6 +44,8 @@ type ExtraConfig struct {
 	// BookmarkInterval is how often idle watches of nodes get a bookmark;
 	// 0 is node.DefaultBookmarkInterval.
 	BookmarkInterval time.Duration
+	// Policy is the safety policy (--policy-config); nil: none.
+	Policy *policy.Policy
 }
 
 type completedConfig struct {

@@ -18,6 +18,7 @@ import (
 	netutils "k8s.io/utils/net"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
+	"github.com/michael/k8s-cloud-node-manager/pkg/policy"
 	"github.com/michael/k8s-cloud-node-manager/pkg/registry/node"
 )
 
@@ -50,6 +51,8 @@ type Options struct {
 	// the view's list and watch).
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// PolicyConfig is the --policy-config file; empty: no policy.
+	PolicyConfig string
 }
 
 // The kube client's default rate limit. One action costs one Node read
@@ -133,6 +136,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs.DurationVar(&o.ActionCooldown, "action-cooldown", o.ActionCooldown, "How long a node stays locked after the cloud call of an accepted action, or of one whose outcome is unknown, returned, so a repeated request does not reboot it twice. At least every enabled provider's timeout in the cloud config.")
 	fs.DurationVar(&o.CompletionTimeout, "action-completion-timeout", o.CompletionTimeout, "How long an accepted action may take to show on its Node (a restart: a new boot ID and Ready; a stop: NotReady; a start: Ready) before the node's status.lastAction is TimedOut.")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Client-side rate limit (queries per second) of this server's own calls to kube-apiserver; a negative value disables the limit.")
+	fs.StringVar(&o.PolicyConfig, "policy-config", o.PolicyConfig, "YAML file of the safety policy (budgets, minReady, maintenance windows, opt-outs) applied to every action before the cloud call; see the README. Empty: no policy.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of this server's own calls to kube-apiserver above --kube-api-qps.")
 	return fss
 }
@@ -182,6 +186,10 @@ func (o *Options) Config() (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--cloud-config: %w", err)
 	}
+	pol, err := policy.Load(o.PolicyConfig)
+	if err != nil {
+		return nil, fmt.Errorf("--policy-config: %w", err)
+	}
 	if err := CheckLockCoversCall(o.ActionCooldown, cloudConfig); err != nil {
 		return nil, err
 	}
@@ -218,6 +226,7 @@ func (o *Options) Config() (*Config, error) {
 			ActionCooldown:    o.ActionCooldown,
 			CompletionTimeout: o.CompletionTimeout,
 			Identity:          identity,
+			Policy:            pol,
 		},
 	}, nil
 }

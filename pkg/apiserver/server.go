@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
+	"github.com/michael/k8s-cloud-node-manager/pkg/policy"
 	"github.com/michael/k8s-cloud-node-manager/pkg/registry/node"
 )
 
@@ -86,14 +87,15 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		return nil, err
 	}
 
+	locker := &node.LeaseLocker{
+		Client:    c.Extra.Kube,
+		Namespace: c.Extra.LockNamespace,
+		Identity:  c.Extra.Identity,
+	}
 	actionConfig := node.ActionConfig{
-		Client:  c.Extra.Kube,
-		Drivers: drivers,
-		Locker: &node.LeaseLocker{
-			Client:    c.Extra.Kube,
-			Namespace: c.Extra.LockNamespace,
-			Identity:  c.Extra.Identity,
-		},
+		Client:        c.Extra.Kube,
+		Drivers:       drivers,
+		Locker:        locker,
 		Recorder:      recorder,
 		Machines:      nodeCache,
 		DefaultRegion: c.defaultRegion,
@@ -101,6 +103,19 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 		Cooldown:      c.Extra.ActionCooldown,
 		History:       history,
 	}
+	// The policy's budgets live beside the node locks; a node counts as
+	// under an action until its lastAction has left Requested.
+	pol := c.Extra.Policy
+	if pol != nil {
+		pol = pol.With(policy.Deps{
+			Client: c.Extra.Kube, Namespace: c.Extra.LockNamespace, Identity: c.Extra.Identity,
+			Tracker: policy.LastActionTracker{LastAction: nodeCache.LastAction, Lock: policy.LockTracker{Locker: locker}},
+			Nodes:   nodeCache.Nodes, Recorder: recorder,
+		})
+		actionConfig.Policy = pol
+	}
+	storage["budgets"] = policy.NewREST(pol)
+	policy.RegisterMetrics()
 	node.RegisterMetrics()
 	for _, a := range node.Actions {
 		storage["nodes/"+a.Name] = node.NewActionREST(a, actionConfig)

@@ -106,10 +106,12 @@ var Restart = Action{
 	Kind:  "RestartOptions",
 	Short: "Restart the cloud machines behind nodes",
 	Params: []Param{{
-		Flag:    "mode",
-		Usage:   "How to reboot: soft asks the OS to reboot cleanly, hard resets the machine.",
-		Values:  []string{string(infraopsv1.RestartModeSoft), string(infraopsv1.RestartModeHard)},
-		Default: string(infraopsv1.RestartModeSoft),
+		Flag:   "mode",
+		Usage:  "How to reboot: soft asks the OS to reboot cleanly, hard resets the machine. Without it the cloud's own reboot (soft where the cloud has one; GCE has only a hard reset); a mode the cloud lacks is refused.",
+		Values: []string{string(infraopsv1.RestartModeSoft), string(infraopsv1.RestartModeHard)},
+		// No default: the server picks the cloud's own reboot and says
+		// which in the answer, so a hard-only cloud is not refused.
+		Default: "",
 	}},
 	NewOptions: func(common infraopsv1.ActionOptions, params map[string]string) runtime.Object {
 		return &infraopsv1.RestartOptions{

@@ -187,7 +187,7 @@ func (o *Options) Validate() error {
 	}
 	for _, p := range o.Action.Params {
 		v := *o.Params[p.Flag]
-		if len(p.Values) > 0 && !slices.Contains(p.Values, v) {
+		if len(p.Values) > 0 && v != p.Default && !slices.Contains(p.Values, v) {
 			return fmt.Errorf("invalid --%s %s: must be one of %s", p.Flag, strconv.Quote(v), strings.Join(p.Values, ", "))
 		}
 	}

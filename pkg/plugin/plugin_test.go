@@ -136,7 +136,8 @@ func TestRestartBody(t *testing.T) {
 		{
 			name: "defaults",
 			args: []string{"n1"},
-			want: map[string]any{"apiVersion": "infraops.michael.io/v1", "kind": "RestartOptions", "mode": "soft"},
+			// No mode: the server uses the cloud's own reboot.
+			want: map[string]any{"apiVersion": "infraops.michael.io/v1", "kind": "RestartOptions"},
 		},
 		{
 			name: "reason and hard mode",
@@ -146,7 +147,7 @@ func TestRestartBody(t *testing.T) {
 		{
 			name: "server dry run",
 			args: []string{"n1", "--dry-run=server"},
-			want: map[string]any{"apiVersion": "infraops.michael.io/v1", "kind": "RestartOptions", "mode": "soft", "dryRun": []any{"All"}},
+			want: map[string]any{"apiVersion": "infraops.michael.io/v1", "kind": "RestartOptions", "dryRun": []any{"All"}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,7 +195,7 @@ func TestClientDryRunSendsNothing(t *testing.T) {
 	if posts := f.Posts(); len(posts) != 0 {
 		t.Fatalf("a client dry run posted %+v", posts)
 	}
-	want := `node.infraops.michael.io/n1 restart requested (dry run): POST /apis/infraops.michael.io/v1/nodes/n1/restart {"kind":"RestartOptions","apiVersion":"infraops.michael.io/v1","reason":"test","mode":"soft"}` + "\n"
+	want := `node.infraops.michael.io/n1 restart requested (dry run): POST /apis/infraops.michael.io/v1/nodes/n1/restart {"kind":"RestartOptions","apiVersion":"infraops.michael.io/v1","reason":"test"}` + "\n"
 	if r.out != want {
 		t.Errorf("stdout\n%s\nwant\n%s", r.out, want)
 	}
@@ -204,7 +205,7 @@ func TestClientDryRunSendsNothing(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.out), &body); err != nil {
 		t.Fatalf("-o json of a client dry run is not the request body: %v\n%s", err, r.out)
 	}
-	if body.Kind != "RestartOptions" || body.Mode != "soft" || body.IsDryRun() {
+	if body.Kind != "RestartOptions" || body.Mode != "" || body.IsDryRun() {
 		t.Errorf("printed body %+v", body)
 	}
 	if posts := f.Posts(); len(posts) != 0 {

@@ -25,15 +25,15 @@ func resourceName(node string) string {
 //
 //	node.infraops.michael.io/ip-10-0-1-2 restart requested (aws i-0abc in us-east-1, cloud request 5f3c)
 //
-// The mode is shown only when it is not the action's default, so the
-// common case stays short and a hard reset stands out.
-func acceptedLine(a *infraopsv1.NodeAction, defaultMode string) string {
+// The mode is shown only when it is not soft, so the common case stays
+// short and a hard reset stands out.
+func acceptedLine(a *infraopsv1.NodeAction) string {
 	where := a.Cloud.Provider + " " + a.Cloud.InstanceID
 	if a.Cloud.Region != "" {
 		where += " in " + a.Cloud.Region
 	}
 	details := []string{where}
-	if a.Mode != "" && a.Mode != defaultMode {
+	if a.Mode != "" && a.Mode != string(infraopsv1.RestartModeSoft) {
 		details = append(details, "mode "+a.Mode)
 	}
 	if a.CloudRequestID != "" {

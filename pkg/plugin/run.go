@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -239,7 +240,7 @@ func (r *runner) one(ctx context.Context, t target) outcome {
 	oc.answer = answer
 	switch r.Output {
 	case "":
-		r.printOut(acceptedLine(answer, r.Action.defaultParam("mode")))
+		r.printOut(acceptedLine(answer))
 	case OutputName:
 		r.printOut(resourceName(t.Name))
 	}
@@ -293,10 +294,11 @@ func (r *runner) one(ctx context.Context, t target) outcome {
 func (r *runner) hasRecord(ctx context.Context, node string, answer *infraopsv1.NodeAction) bool {
 	for i := 0; i < 10; i++ {
 		v, err := r.group.get(ctx, node)
-		if err != nil {
+		if err != nil && !apierrors.IsNotFound(err) {
 			return false
 		}
-		if la := v.Status.LastAction; la != nil && la.Action == answer.Action && la.CloudRequestID == answer.CloudRequestID {
+		// NotFound: the view's cache has not seen a new Node yet.
+		if la := v.Status.LastAction; err == nil && la != nil && la.Action == answer.Action && la.CloudRequestID == answer.CloudRequestID {
 			return true
 		}
 		select {

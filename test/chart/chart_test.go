@@ -39,8 +39,9 @@ var wantServerClusterRules = []string{
 	"|nodes|watch|",
 }
 
-// The per-node lock Leases (pkg/registry/node/lock.go) and lastAction
-// records (history.go: list and watch feed every replica's view).
+// The per-node lock Leases (pkg/registry/node/lock.go), lastAction
+// records (history.go: list and watch feed every replica's view) and the
+// policy's budget slots (pkg/policy, listed by label).
 var wantLeaseRules = []string{
 	"coordination.k8s.io|leases|create|",
 	"coordination.k8s.io|leases|delete|",
@@ -51,6 +52,8 @@ var wantLeaseRules = []string{
 }
 
 var wantViewRules = []string{
+	group + "|budgets|get|",
+	group + "|budgets|list|",
 	group + "|nodes|get|",
 	group + "|nodes|list|",
 	group + "|nodes|watch|",

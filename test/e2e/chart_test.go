@@ -262,7 +262,8 @@ func chartCheckServiceAccountAccess(t *testing.T, kube kubernetes.Interface) {
 		{"coordination.k8s.io", "leases", "", "update", chartNS, "node-action-x"},
 		{"coordination.k8s.io", "leases", "", "delete", chartNS, "node-action-x"},
 		// Every replica follows the nodes' lastAction records (Leases of
-		// its namespace) with an informer.
+		// its namespace) with an informer; the policy counts a budget's
+		// slot Leases by label.
 		{"coordination.k8s.io", "leases", "", "list", chartNS, ""},
 		{"coordination.k8s.io", "leases", "", "watch", chartNS, ""},
 		{"authentication.k8s.io", "tokenreviews", "", "create", "", ""},

@@ -29,6 +29,7 @@ import (
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 	"github.com/michael/k8s-cloud-node-manager/test/e2e/cluster"
 )
@@ -90,12 +91,18 @@ func run(m *testing.M) int {
 	t := c.Timings()
 	logf("figures: kube-apiserver ready in %s (etcd healthy %s)", t.APIServerReady.Round(time.Millisecond), t.EtcdHealthy.Round(time.Millisecond))
 
+	// The suite's safety policy (policy_test.go): its rules select only
+	// nodes labelled for them, so other tests meet none.
+	policyFile := filepath.Join(work, "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte(e2ePolicy(time.Now())), 0o600); err != nil {
+		return fail(err)
+	}
 	p, err := c.StartProduct(ctx, cluster.ProductOptions{
 		ServerBinary:    filepath.Join(env.binDir, "k8s-cloud-node-manager"),
 		FakeCloudBinary: filepath.Join(env.binDir, "fake-cloud"),
 		// Short enough that a test can wait a cooldown out; the node name
 		// is the "machine this replica runs on" of TestRestartTheReplicasOwnNode.
-		ExtraServerArgs: []string{"--action-cooldown=20s", "--node-name=" + replicaHostNode},
+		ExtraServerArgs: []string{"--action-cooldown=20s", "--node-name=" + replicaHostNode, "--policy-config=" + policyFile},
 	})
 	if err != nil {
 		return fail(err)
@@ -177,6 +184,10 @@ func newNamedMachine(t *testing.T, provider, name string, labels map[string]stri
 		m.instanceID, m.region = fmt.Sprintf("i-bp1e2e%015d", n), "cn-hangzhou"
 		providerID = m.region + "." + m.instanceID
 		l["topology.kubernetes.io/region"] = m.region
+	case gce.Name:
+		m.instanceID, m.region = fmt.Sprintf("e2e-vm-%d", n), "europe-west4"
+		providerID = "gce://" + gceE2EProject + "/" + gceE2EZone + "/" + m.instanceID
+		l["topology.kubernetes.io/region"] = "europe-west4"
 	default:
 		t.Fatalf("unknown provider %q", provider)
 	}
@@ -188,7 +199,11 @@ func newNamedMachine(t *testing.T, provider, name string, labels map[string]stri
 	if name != "" {
 		m.node = name
 	}
-	fakePost(t, provider, "/_fake/instances", map[string]string{"id": m.instanceID, "region": m.region})
+	instance := map[string]string{"id": m.instanceID, "region": m.region}
+	if provider == gce.Name {
+		instance["project"], instance["zone"] = gceE2EProject, gceE2EZone
+	}
+	fakePost(t, provider, "/_fake/instances", instance)
 	ctx := context.Background()
 	if _, err := env.cluster.CreateNode(ctx, m.node, providerID, l); err != nil {
 		t.Fatal(err)
@@ -200,12 +215,22 @@ func newNamedMachine(t *testing.T, provider, name string, labels map[string]stri
 	return m
 }
 
+// Where the e2e GCE machines are.
+const (
+	gceE2EProject = "e2e-project-1"
+	gceE2EZone    = "europe-west4-b"
+)
+
+var deleteNow = metav1.DeleteOptions{}
+
 func fakeURL(provider string) string {
 	switch provider {
 	case cloud.ProviderAWS:
 		return env.product.EC2URL
 	case alibabacloud.Name:
 		return env.product.ECSURL
+	case gce.Name:
+		return env.product.GCEURL
 	}
 	return env.product.CVMURL
 }
@@ -251,7 +276,7 @@ func reboots(t *testing.T, m machine) int {
 	t.Helper()
 	n := 0
 	for _, c := range cloudCalls(t, m) {
-		if (c.Action == "RebootInstances" || c.Action == "RebootInstance") && !c.DryRun && c.Error == "" {
+		if (c.Action == "RebootInstances" || c.Action == "RebootInstance" || c.Action == fakecloud.GCEMethodReset) && !c.DryRun && !c.Replay && c.Error == "" {
 			n++
 		}
 	}

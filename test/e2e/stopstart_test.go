@@ -27,15 +27,26 @@ func actionPath(node, action string) string {
 // viewNode reads the view through kube-apiserver.
 func viewNode(t *testing.T, node string) *infraopsv1.Node {
 	t.Helper()
+	v, err := tryViewNode(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// tryViewNode is viewNode for a node the view may not have yet: a get
+// reads the server's cache, which a Node just created reaches a moment
+// later.
+func tryViewNode(node string) (*infraopsv1.Node, error) {
 	raw, err := env.kube.Discovery().RESTClient().Get().AbsPath("/apis/infraops.michael.io/v1/nodes/" + node).DoRaw(context.Background())
 	if err != nil {
-		t.Fatalf("get %s: %v %s", node, err, raw)
+		return nil, fmt.Errorf("get %s: %w %s", node, err, raw)
 	}
 	var v infraopsv1.Node
 	if err := json.Unmarshal(raw, &v); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return &v
+	return &v, nil
 }
 
 // waitPhase polls the view until the node's lastAction of action is in
@@ -44,13 +55,8 @@ func waitPhase(t *testing.T, node, action string, phase infraopsv1.ActionPhase) 
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		// A Node created a moment ago may not be in the view yet.
-		raw, err := env.kube.Discovery().RESTClient().Get().AbsPath("/apis/infraops.michael.io/v1/nodes/" + node).DoRaw(context.Background())
-		var v infraopsv1.Node
-		if err != nil || json.Unmarshal(raw, &v) != nil {
-			continue
-		}
-		if la := v.Status.LastAction; la != nil && la.Action == action && la.Phase == phase {
-			return la
+		if v, err := tryViewNode(node); err == nil && v.Status.LastAction != nil && v.Status.LastAction.Action == action && v.Status.LastAction.Phase == phase {
+			return v.Status.LastAction
 		}
 	}
 	t.Fatalf("%s: lastAction never became %s %s: %+v", node, action, phase, viewNode(t, node).Status.LastAction)

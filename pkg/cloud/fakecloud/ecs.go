@@ -28,7 +28,9 @@ type ECS struct {
 
 // NewECS returns a fake ECS endpoint.
 func NewECS(opts Options) *ECS {
-	return &ECS{store: newStore(ProviderAlibabaCloud, opts, ecsState), now: time.Now}
+	e := &ECS{store: newStore(ProviderAlibabaCloud, opts, ecsState), now: time.Now}
+	e.store.faultKinds = []string{FaultLocked}
+	return e
 }
 
 // ecsState canonicalises a state name as ECS spells it: Running,

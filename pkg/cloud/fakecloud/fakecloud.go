@@ -1,6 +1,8 @@
 // Package fakecloud holds wire-level fakes of the EC2 Query API, the
-// Tencent Cloud CVM API (TC3) and the Alibaba Cloud ECS API (ACS3). The
-// real SDKs talk to them over TLS, so a test exercises request building, signing, error decoding and retry
+// Tencent Cloud CVM API (TC3), the Alibaba Cloud ECS API (ACS3) and the
+// Compute Engine REST API with its OAuth2 token endpoint. The real SDKs
+// talk to them over TLS, so a test exercises request building, signing,
+// error decoding and retry
 // behaviour exactly as in production.
 //
 // Each fake is an http.Handler that also serves admin endpoints under
@@ -39,6 +41,7 @@ const (
 	ProviderAWS          = "aws"
 	ProviderTencentCloud = "tencentcloud"
 	ProviderAlibabaCloud = "alibabacloud"
+	ProviderGCE          = "gce"
 )
 
 // Fault kinds.
@@ -60,8 +63,8 @@ const (
 	// a request ID; the call has no effect.
 	FaultNoRequestID = "norequestid"
 	// FaultLocked makes the cloud lock the instance for security reasons
-	// (ECS: OperationLocks with LockReason security); fakes without such
-	// locks ignore it.
+	// (ECS: OperationLocks with LockReason security); only the ECS fake
+	// has such locks, the others refuse the kind.
 	FaultLocked = "locked"
 )
 
@@ -81,6 +84,9 @@ type Instance struct {
 	Provider string `json:"provider,omitempty"`
 	ID       string `json:"id"`
 	Region   string `json:"region"`
+	// Project and Zone place a GCE instance (its Region is the zone's).
+	Project string `json:"project,omitempty"`
+	Zone    string `json:"zone,omitempty"`
 	// State is the cloud's state name (running, stopped, … for EC2;
 	// RUNNING, STOPPED, … for CVM, case-insensitive on input). Empty
 	// means running.
@@ -112,6 +118,18 @@ type Call struct {
 	// ForceStop is ECS RebootInstance's or StopInstance's ForceStop.
 	ForceStop bool `json:"forceStop,omitempty"`
 
+	// GCE: where the instance is, the client's idempotency key
+	// (requestId), whether the key was seen before (nothing done again),
+	// the bearer token presented, the permissions a testIamPermissions
+	// asked about, and a stop's noGracefulShutdown. RequestID is the
+	// operation's name; AccessKeyID the token's service account.
+	Project            string   `json:"project,omitempty"`
+	Zone               string   `json:"zone,omitempty"`
+	ClientRequestID    string   `json:"clientRequestId,omitempty"`
+	Replay             bool     `json:"replay,omitempty"`
+	Token              string   `json:"token,omitempty"`
+	Permissions        []string `json:"permissions,omitempty"`
+	NoGracefulShutdown bool     `json:"noGracefulShutdown,omitempty"`
 	// changes are an EC2 stop's or start's state changes, for its answer.
 	changes []instanceStateChange
 }
@@ -134,6 +152,12 @@ type Options struct {
 type store struct {
 	provider string
 	opts     Options
+
+	// fill completes an instance added through the admin API (GCE
+	// derives the region from the zone); nil for none.
+	fill func(*Instance) error
+	// faultKinds are the cloud's own fault kinds besides the shared ones.
+	faultKinds []string
 
 	mu        sync.Mutex
 	instances map[string]*Instance
@@ -170,6 +194,7 @@ func (s *store) Calls() []Call {
 	out := make([]Call, len(s.calls))
 	for i, c := range s.calls {
 		c.InstanceIDs = slices.Clone(c.InstanceIDs)
+		c.Permissions = slices.Clone(c.Permissions)
 		out[i] = c
 	}
 	return out
@@ -270,9 +295,8 @@ func (s *store) serveAdmin(w http.ResponseWriter, r *http.Request, normState fun
 			}
 			f.Delay = d
 		}
-		switch f.Kind {
-		case "", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy, FaultMalformed, FaultNoRequestID, FaultLocked:
-		default:
+		shared := []string{"", FaultThrottle, FaultAuth, FaultNotFound, FaultBusy, FaultMalformed, FaultNoRequestID}
+		if !slices.Contains(shared, f.Kind) && !slices.Contains(s.faultKinds, f.Kind) {
 			http.Error(w, fmt.Sprintf("unknown fault kind %q", f.Kind), http.StatusBadRequest)
 			return
 		}
@@ -293,7 +317,11 @@ func (s *store) serveAdmin(w http.ResponseWriter, r *http.Request, normState fun
 		writeJSON(w, http.StatusOK, s.Instances())
 	case path == "instances" && r.Method == http.MethodPost:
 		var in Instance
-		if err := decodeStrict(r.Body, &in); err != nil || in.ID == "" || in.Region == "" {
+		err := decodeStrict(r.Body, &in)
+		if err == nil && s.fill != nil {
+			err = s.fill(&in)
+		}
+		if err != nil || in.ID == "" || in.Region == "" {
 			http.Error(w, fmt.Sprintf("want {\"id\", \"region\", \"state\"}: %v", err), http.StatusBadRequest)
 			return
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 )
 
 func TestLoadConfigEmptyPath(t *testing.T) {
@@ -17,7 +18,7 @@ func TestLoadConfigEmptyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, alibabacloud.Name} {
+	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, alibabacloud.Name, gce.Name} {
 		pc, ok := c.Providers[p]
 		if !ok || !pc.Enabled || pc.Region != "" || pc.Timeout != cloud.DefaultTimeout ||
 			pc.RateLimit != (cloud.RateLimit{QPS: cloud.DefaultQPS, Burst: cloud.DefaultBurst}) {
@@ -97,7 +98,7 @@ func TestParseConfigErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, mention string
 	}{
-		{"unknown provider", "providers:\n  gce: {}\n", "unknown provider"},
+		{"unknown provider", "providers:\n  azure: {}\n", "unknown provider"},
 		{"upper-case provider", "providers:\n  AWS: {}\n", "unknown provider"},
 		{"unknown field", "providers:\n  aws:\n    regoin: us-east-1\n", "unknown field"},
 		{"credentials", "providers:\n  aws:\n    secretAccessKey: abc\n", "credentials never go"},

@@ -20,6 +20,7 @@ import (
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
 )
 
@@ -28,6 +29,7 @@ var All = []cloud.Provider{
 	aws.Provider,
 	tencentcloud.Provider,
 	alibabacloud.Provider,
+	gce.Provider,
 }
 
 // bySchemeOf indexes clouds by providerID scheme, and checks the table:

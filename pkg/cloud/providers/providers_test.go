@@ -11,6 +11,7 @@ import (
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 )
 
 type fakeDriver struct {
@@ -43,16 +44,16 @@ func TestNewBuildsEveryKnownProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.Names(), []string{alibabacloud.Name, cloud.ProviderAWS, cloud.ProviderTencentCloud}; !reflect.DeepEqual(got, want) {
+	if got, want := s.Names(), []string{alibabacloud.Name, cloud.ProviderAWS, gce.Name, cloud.ProviderTencentCloud}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
-	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, alibabacloud.Name} {
+	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, alibabacloud.Name, gce.Name} {
 		d, ok := s.Driver(p)
 		if !ok || d.Name() != p {
 			t.Errorf("Driver(%q) = %v, %v", p, d, ok)
 		}
 	}
-	for _, p := range []string{"gce", "", "AWS"} {
+	for _, p := range []string{"azure", "", "AWS"} {
 		if _, ok := s.Driver(p); ok {
 			t.Errorf("Driver(%q) found", p)
 		}
@@ -82,6 +83,7 @@ func TestNewSkipsDisabled(t *testing.T) {
 		},
 		cloud.ProviderTencentCloud: factoryOf(&fakeDriver{name: cloud.ProviderTencentCloud}, &seen),
 		alibabacloud.Name:          factoryOf(&fakeDriver{name: alibabacloud.Name}, nil),
+		gce.Name:                   factoryOf(&fakeDriver{name: gce.Name}, nil),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +101,7 @@ func TestNewSkipsDisabled(t *testing.T) {
 
 func TestNewErrors(t *testing.T) {
 	bad := DefaultConfig()
-	bad.Providers["gce"] = cloud.ProviderConfig{Enabled: true}
+	bad.Providers["azure"] = cloud.ProviderConfig{Enabled: true}
 	if _, err := New(context.Background(), bad); err == nil {
 		t.Error("an invalid config was accepted")
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
 )
 
@@ -40,6 +41,7 @@ func TestResolveValid(t *testing.T) {
 		{"alicloud://cn-hangzhou.i-bp67acfmxazb4ph5xyz0", cloud.Instance{Provider: alibabacloud.Name, ID: "i-bp67acfmxazb4ph5xyz0"}},
 		// ACK's kubelets write the same without a scheme.
 		{"cn-hangzhou.i-bp67acfmxazb4ph5xyz0", cloud.Instance{Provider: alibabacloud.Name, ID: "i-bp67acfmxazb4ph5xyz0"}},
+		{"gce://my-project/us-central1-a/gke-pool-1-abcd", cloud.Instance{Provider: gce.Name, Project: "my-project", Zone: "us-central1-a", ID: "gke-pool-1-abcd", Region: "us-central1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -64,6 +66,8 @@ func regionOf(provider string) string {
 		return "ap-guangzhou"
 	case alibabacloud.Name:
 		return "cn-hangzhou"
+	case gce.Name:
+		return "us-central1"
 	}
 	return ""
 }
@@ -119,11 +123,13 @@ func TestResolveInvalid(t *testing.T) {
 		{"tencent extra", "tencentcloud:///ap-guangzhou-3/x/ins-3ven36lk", false, "two path segments"},
 		{"fargate", "aws:///us-east-1a/0123456789abcdef0123456789abcdef/fargate-ip-10-0-1-2.ec2.internal", true, "Fargate"},
 		{"fargate no zone", "aws:////0123456789abcdef/fargate-ip-10-0-1-2.ec2.internal", true, "Fargate"},
-		{"gce", "gce://my-project/us-central1-a/my-node", true, "not supported"},
+		{"gce no project", "gce:///us-central1-a/my-node", false, "project"},
+		{"gce region for a zone", "gce://my-project/us-central1/my-node", false, "zone"},
 		{"azure", "azure:///subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/z", true, "not supported"},
 		{"kind", "kind://docker/kind/kind-worker", true, "not supported"},
 		{"openstack", "openstack:///a3b9c1e2", true, "not supported"},
-		{"upper unsupported", "GCE://p/z/n", true, "not supported"},
+		{"upper unsupported", "KIND://docker/kind/kind-worker", true, "not supported"},
+		{"upper gce", "GCE://my-project/us-central1-a/my-node", false, "lower case"},
 		{"no instance", "aws:///us-east-1a/", false, "EC2 instance ID"},
 		{"alicloud cvm id", "alicloud://cn-hangzhou.ins-abcd1234", false, "ECS instance ID"},
 		{"alicloud no dot", "alicloud://cn-hangzhou", false, "<region>.<instance-id>"},
@@ -225,10 +231,11 @@ func TestTable(t *testing.T) {
 	if aws.Name != cloud.ProviderAWS || tencentcloud.Name != cloud.ProviderTencentCloud {
 		t.Errorf("cloud.ProviderAWS/ProviderTencentCloud disagree with the packages: %q, %q", aws.Name, tencentcloud.Name)
 	}
-	if alibabacloud.Name != fakecloud.ProviderAlibabaCloud {
-		t.Errorf("fakecloud.ProviderAlibabaCloud %q disagrees with the package's %q", fakecloud.ProviderAlibabaCloud, alibabacloud.Name)
+	if alibabacloud.Name != fakecloud.ProviderAlibabaCloud || gce.Name != fakecloud.ProviderGCE {
+		t.Errorf("fakecloud.ProviderAlibabaCloud/ProviderGCE %q, %q disagree with the packages' %q, %q",
+			fakecloud.ProviderAlibabaCloud, fakecloud.ProviderGCE, alibabacloud.Name, gce.Name)
 	}
-	if _, ok := Lookup("gce"); ok {
+	if _, ok := Lookup("azure"); ok {
 		t.Error("Lookup found a cloud that is not in the table")
 	}
 	if got := Schemes(); !slices.IsSorted(got) || !slices.Contains(got, "qcloud") || !slices.Contains(got, "aws") {
@@ -254,6 +261,8 @@ func FuzzResolve(f *testing.F) {
 		"alicloud://cn-hangzhou.i-bp67acfmxazb4ph5xyz0",
 		"cn-hangzhou.i-bp67acfmxazb4ph5xyz0",
 		"cn-hangzhou.i-x",
+		"gce://my-project/us-central1-a/gke-pool-1-abcd",
+		"gce://example.com:my-project/europe-west4-b/vm",
 		"AWS:///us-east-1a/i-0123456789abcdef0",
 		"aws://host/z/i-01234567",
 		"",
@@ -292,7 +301,9 @@ func FuzzResolve(f *testing.F) {
 		if hasScheme && !slices.Contains(p.Schemes(), scheme) {
 			t.Fatalf("Resolve(%q) gave %s, which does not own scheme %q", s, inst.Provider, scheme)
 		}
-		if inst.ID == "" || inst.Region == "" || strings.ContainsAny(inst.ID+inst.Zone+inst.Region+inst.Project, "/ :?#") {
+		// A GCE project may be domain-scoped (example.com:my-project), the
+		// one place a colon belongs.
+		if inst.ID == "" || inst.Region == "" || strings.ContainsAny(inst.ID+inst.Zone+inst.Region, "/ :?#") || strings.ContainsAny(inst.Project, "/ ?#") {
 			t.Fatalf("Resolve(%q) = %+v: unsafe or missing fields", s, inst)
 		}
 		if !strings.Contains(s, inst.ID) {

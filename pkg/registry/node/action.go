@@ -96,6 +96,8 @@ type ActionConfig struct {
 	// History, when set, records each real action's outcome for
 	// status.lastAction (the Follower takes it from there).
 	History *History
+	// Policy, when set, is the safety policy (budgets, windows, opt-outs).
+	Policy Policy
 }
 
 // Clock is what the action handler needs of a clock: the time, a ticker
@@ -226,6 +228,13 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 	if err != nil {
 		logger.Info("Refused: node is locked", "err", err)
 		return nil, 0, err
+	}
+	if r.cfg.Policy != nil {
+		if err := r.cfg.Policy.Admit(ctx, PolicyRequest{Action: r.action.Name, Node: node, User: userName, Mode: mode, Reason: common.Reason, DryRun: dryRun}); err != nil {
+			logger.Info("Refused by the policy", "err", err)
+			r.release(context.WithoutCancel(ctx), lock, logger)
+			return nil, 0, err
+		}
 	}
 	// Fresh contexts from here on: the request's may be gone, and what is
 	// left to do (renew, release, record) must happen all the same.

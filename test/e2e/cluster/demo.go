@@ -27,6 +27,11 @@ const (
 	DemoNodeTKE2 = "172.16.0.13"
 	// DemoNodeDev is the one node DemoUser may restart.
 	DemoNodeDev = "ip-10-0-3-7.ec2.internal"
+	// DemoNodeIngest and DemoNodeIngest2 are EC2 nodes of pool=ingest in
+	// one zone: the demo policy's per-zone budget lets one of them be
+	// under an action at a time.
+	DemoNodeIngest  = "ip-10-0-5-10.ec2.internal"
+	DemoNodeIngest2 = "ip-10-0-5-11.ec2.internal"
 	// DemoNodeEKSBatch is stopped; DemoNodeTKEStopped starts stopped (its
 	// machine STOPPED, the Node NotReady) and is started.
 	DemoNodeEKSBatch   = "ip-10-0-4-8.ec2.internal"
@@ -35,10 +40,34 @@ const (
 	DemoEC2InstanceIDBatch   = "i-0123456789abcdef3"
 	DemoCVMInstanceIDStopped = "ins-abcd1236"
 
-	DemoEC2InstanceID2   = "i-0123456789abcdef1"
-	DemoEC2InstanceIDDev = "i-0123456789abcdef2"
-	DemoCVMInstanceID2   = "ins-abcd1235"
+	DemoEC2InstanceID2       = "i-0123456789abcdef1"
+	DemoEC2InstanceIDDev     = "i-0123456789abcdef2"
+	DemoCVMInstanceID2       = "ins-abcd1235"
+	DemoEC2InstanceIDIngest  = "i-0123456789abcdef5"
+	DemoEC2InstanceIDIngest2 = "i-0123456789abcdef6"
 )
+
+// DemoBudget is the demo policy's budget: one ingest machine per zone
+// under an action at once.
+const DemoBudget = "ingest-per-zone"
+
+// DemoPolicy is the demo server's --policy-config: small, and shaped so
+// the Try list meets it on the ingest nodes and nowhere else.
+const DemoPolicy = `apiVersion: infraops.michael.io/v1
+kind: PolicyConfig
+# A node counts as under an action until its lastAction completes, at most this long.
+underActionBound: 30m
+budgets:
+  # At most one ingest machine per zone under an action at once.
+  - name: ` + DemoBudget + `
+    selector: pool=ingest
+    groupBy: topology.kubernetes.io/zone
+    maxUnderAction: 1
+optOuts:
+  # Nodes annotated karpenter.sh/do-not-disrupt: "true" are refused too
+  # (infraops.michael.io/protect: "true" always is).
+  karpenterDoNotDisrupt: true
+`
 
 // DemoUser is the demo's developer: allowed to restart DemoNodeDev only,
 // with no cloud account of any kind.
@@ -67,6 +96,8 @@ func DemoStoryInstances() []FakeInstance {
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDDev, State: "running"},
 		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceID2},
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDBatch, State: "running"},
+		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDIngest, State: "running"},
+		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDIngest2, State: "running"},
 		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceIDStopped, State: "STOPPED"},
 	)
 }
@@ -98,6 +129,8 @@ func DemoStoryNodes() []NodeSpec {
 	return append(nodes,
 		eks(DemoNodeEKS2, "us-east-1b", DemoEC2InstanceID2, workers, "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0005"),
 		eks(DemoNodeDev, "us-east-1a", DemoEC2InstanceIDDev, "dev", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0006"),
+		eks(DemoNodeIngest, "us-east-1a", DemoEC2InstanceIDIngest, "ingest", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e000a"),
+		eks(DemoNodeIngest2, "us-east-1a", DemoEC2InstanceIDIngest2, "ingest", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e000b"),
 		NodeSpec{
 			Name:       DemoNodeTKE2,
 			ProviderID: "qcloud:///100003/" + DemoCVMInstanceID2,
@@ -167,15 +200,21 @@ type Demo struct {
 	Env []string
 	// Steps is the Try list, in order.
 	Steps []DemoStep
+	// PolicyFile is the server's --policy-config (DemoPolicy).
+	PolicyFile string
 }
 
 // StartDemo starts the product as `make demo` runs it: the story nodes,
 // the fake cloud playing the kubelets, a short cooldown, and DemoUser.
 func (c *Cluster) StartDemo(ctx context.Context, o DemoOptions) (*Demo, error) {
+	policyFile := filepath.Join(c.WorkDir(), "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte(DemoPolicy), 0o644); err != nil {
+		return nil, err
+	}
 	p, err := c.StartProduct(ctx, ProductOptions{
 		ServerBinary:    o.ServerBinary,
 		FakeCloudBinary: o.FakeCloudBinary,
-		ExtraServerArgs: []string{"--action-cooldown=" + ShortDuration(DemoCooldown)},
+		ExtraServerArgs: []string{"--action-cooldown=" + ShortDuration(DemoCooldown), "--policy-config=" + policyFile},
 		Instances:       DemoStoryInstances(),
 		Nodes:           DemoStoryNodes(),
 		KubeletDelay:    DemoKubeletDelay,
@@ -183,7 +222,7 @@ func (c *Cluster) StartDemo(ctx context.Context, o DemoOptions) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Demo{Product: p}
+	d := &Demo{Product: p, PolicyFile: policyFile}
 	if d.UserKubeconfig, err = c.demoUser(ctx); err != nil {
 		return nil, err
 	}
@@ -302,15 +341,16 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`\sTrue\s`},
 		},
 		{
-			Comment: "the core Nodes: EKS and TKE workers, a dev node, an ACK node, an EKS Fargate node, a bare-metal node",
+			Comment: "the core Nodes: EKS and TKE workers, a dev node, an ACK node, a GKE node, an EKS Fargate node, a bare-metal node",
 			Command: "kubectl get nodes --show-labels",
-			Want:    []string{DemoNodeEKS, DemoNodeTKE2, regexp.QuoteMeta(DemoNodeACK), DemoNodeFargate, DemoNodeNoProvider},
+			Want:    []string{DemoNodeEKS, DemoNodeTKE2, regexp.QuoteMeta(DemoNodeACK), regexp.QuoteMeta(DemoNodeGKE), DemoNodeFargate, DemoNodeNoProvider},
 		},
 		{
 			Comment: "the same nodes with the cloud machine behind each one",
 			Command: "kubectl get " + nodes,
 			Want: []string{DemoNodeEKS + `\s+aws\s+us-east-1\s+us-east-1a\s+` + DemoEC2InstanceID, DemoNodeTKE + `\s+tencentcloud\s+ap-guangzhou\s+100003\s+` + DemoCVMInstanceID,
-				regexp.QuoteMeta(DemoNodeACK) + `\s+alibabacloud\s+cn-hangzhou\s+cn-hangzhou-k\s+` + DemoECSInstanceID},
+				regexp.QuoteMeta(DemoNodeACK) + `\s+alibabacloud\s+cn-hangzhou\s+cn-hangzhou-k\s+` + DemoECSInstanceID,
+				regexp.QuoteMeta(DemoNodeGKE) + `\s+gce\s+us-central1\s+` + DemoGCEZone + `\s+` + regexp.QuoteMeta(DemoNodeGKE)},
 		},
 		{
 			Comment: "status.cloud, resolved from spec.providerID",
@@ -359,6 +399,17 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`"mode":"hard"`, `"provider":"alibabacloud"`, `"region":"cn-hangzhou"`, DemoECSInstanceID},
 		},
 		{
+			Comment: "refused (422): Compute Engine has no soft reboot, and the answer names the mode it has",
+			Command: raw(DemoNodeGKE, b.soft),
+			Fails:   true,
+			Want:    []string{`is invalid`, `hard`},
+		},
+		{
+			Comment: "GCE Instances.Reset: no mode asked, so the cloud's own reboot, and the answer says it was a hard reset",
+			Command: "kubectl restart " + DemoNodeGKE + " --reason demo -o yaml",
+			Want:    []string{`mode: hard`, `provider: gce`, `instanceID: ` + regexp.QuoteMeta(DemoNodeGKE)},
+		},
+		{
 			Comment: "refused (422): an EKS Fargate pod has no machine to reboot",
 			Command: raw(DemoNodeFargate, b.soft),
 			Fails:   true,
@@ -385,6 +436,22 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Command: "kubectl get events --field-selector involvedObject.name=" + DemoNodeEKS2,
 			Settles: true,
 			Want:    []string{`RestartRequested`, `requested by kubernetes-admin \(mode soft, reason "kernel update"`},
+		},
+		{
+			Comment: "the safety policy (--policy-config): budget " + DemoBudget + " lets one ingest node per zone be under an action at once; both ingest nodes are in us-east-1a",
+			Command: "kubectl get budgets." + Group,
+			Want:    []string{DemoBudget + `\s+us-east-1a\s+0\s+1\s+2\s+maxUnderAction=1\s+<none>`},
+		},
+		{
+			Comment: "a dry run on both: each alone would be allowed, and a dry run takes no budget",
+			Command: "kubectl restart -l pool=ingest --dry-run=server",
+			Want:    []string{`2 requested, 0 failed`},
+		},
+		{
+			Comment: "both for real, one after the other: the first is accepted, the second refused with 429 TooManyRequests (and Retry-After) naming the budget and the node under its restart",
+			Command: raw(DemoNodeIngest, b.soft) + " && " + raw(DemoNodeIngest2, b.soft),
+			Fails:   true,
+			Want:    []string{`"nodeName":"` + regexp.QuoteMeta(DemoNodeIngest) + `"`, `\(TooManyRequests\)`, `Budget "` + DemoBudget + `"`, `under an action now: ` + regexp.QuoteMeta(DemoNodeIngest)},
 		},
 		{
 			Comment: "the developer " + DemoUser + " (no cloud account) may restart " + DemoNodeDev + " only: RBAC create on nodes/restart with resourceNames",

@@ -22,6 +22,9 @@ type FakeInstance struct {
 	Provider string `json:"provider"`
 	Region   string `json:"region"`
 	ID       string `json:"id"`
+	// Project and Zone place a GCE instance.
+	Project string `json:"project,omitempty"`
+	Zone    string `json:"zone,omitempty"`
 	// State is the fake's initial state for the machine; empty leaves the
 	// fake's default.
 	State string `json:"state,omitempty"`
@@ -42,6 +45,9 @@ const (
 	DemoEC2InstanceID = "i-0123456789abcdef0"
 	DemoCVMInstanceID = "ins-abcd1234"
 	DemoECSInstanceID = "i-bp1demo0demo0demo0001"
+	// DemoGCEProject and DemoGCEZone place the GKE node's VM.
+	DemoGCEProject = "demo-project-1"
+	DemoGCEZone    = "us-central1-a"
 )
 
 // Demo node names, one per kind of providerID the server must handle.
@@ -51,6 +57,8 @@ const (
 	DemoNodeACK        = "cn-hangzhou.192.168.0.21"
 	DemoNodeFargate    = "fargate-ip-10-0-2-45.ec2.internal"
 	DemoNodeNoProvider = "bare-metal-1"
+	// DemoNodeGKE is also its VM's name, as on GKE.
+	DemoNodeGKE = "gke-demo-default-pool-1a2b3c4d-x1y2"
 )
 
 // DemoInstances are the machines of the demo nodes.
@@ -59,11 +67,13 @@ func DemoInstances() []FakeInstance {
 		{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceID, State: "running"},
 		{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceID},
 		{Provider: "alibabacloud", Region: "cn-hangzhou", ID: DemoECSInstanceID},
+		{Provider: "gce", Region: "us-central1", Project: DemoGCEProject, Zone: DemoGCEZone, ID: DemoNodeGKE},
 	}
 }
 
 // DemoNodes are an EKS node, a TKE node (with TKE's short region alias),
-// an ACK node (with ACK's providerID, which has no scheme), an EKS Fargate node (not a machine we can reboot) and a node without a
+// an ACK node (with ACK's providerID, which has no scheme), a GKE node, an
+// EKS Fargate node (not a machine we can reboot) and a node without a
 // providerID.
 func DemoNodes() []NodeSpec {
 	return []NodeSpec{
@@ -100,6 +110,18 @@ func DemoNodes() []NodeSpec {
 			},
 			Ready:  true,
 			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0009",
+		},
+		{
+			Name:       DemoNodeGKE,
+			ProviderID: "gce://" + DemoGCEProject + "/" + DemoGCEZone + "/" + DemoNodeGKE,
+			Labels: map[string]string{
+				"topology.kubernetes.io/region":    "us-central1",
+				"topology.kubernetes.io/zone":      DemoGCEZone,
+				"cloud.google.com/gke-nodepool":    "default-pool",
+				"node.kubernetes.io/instance-type": "e2-standard-4",
+			},
+			Ready:  true,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0005",
 		},
 		{
 			Name:       DemoNodeFargate,
@@ -151,10 +173,15 @@ type ProductOptions struct {
 type Product struct {
 	FakeCloud *Process
 	Server    *Process
-	// EC2URL, CVMURL and ECSURL are the fake cloud's endpoints.
+	// EC2URL, CVMURL, ECSURL and GCEURL are the fake cloud's endpoints
+	// (GCE's OAuth2 token endpoint included).
 	EC2URL string
 	CVMURL string
 	ECSURL string
+	GCEURL string
+	// GCEKeyFile is the service-account key the fake made and trusts; the
+	// server finds it through GOOGLE_APPLICATION_CREDENTIALS.
+	GCEKeyFile string
 	// ServerPort is the extension server's port on 127.0.0.1.
 	ServerPort int
 	// CloudConfig is the path of the server's --cloud-config file.
@@ -220,10 +247,13 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 		return nil, err
 	}
 
+	p.GCEKeyFile = filepath.Join(dir, "gce-service-account.json")
 	fakeArgs := []string{
 		"--ec2-listen", "127.0.0.1:0",
 		"--cvm-listen", "127.0.0.1:0",
 		"--ecs-listen", "127.0.0.1:0",
+		"--gce-listen", "127.0.0.1:0",
+		"--gce-key-file", p.GCEKeyFile,
 		"--tls-cert-file", filepath.Join(dir, "fake-cloud.crt"),
 		"--tls-private-key-file", filepath.Join(dir, "fake-cloud.key"),
 		"--instances", filepath.Join(dir, "instances.yaml"),
@@ -251,7 +281,7 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	if err != nil {
 		return nil, fmt.Errorf("fake-cloud: %w%s", err, p.FakeCloud.logTailSuffix())
 	}
-	p.EC2URL, p.CVMURL, p.ECSURL = urls["ec2"], urls["cvm"], urls["ecs"]
+	p.EC2URL, p.CVMURL, p.ECSURL, p.GCEURL = urls["ec2"], urls["cvm"], urls["ecs"], urls["gce"]
 	c.opts.Logf("fake cloud up after %s: %s", time.Since(begin).Round(time.Millisecond), strings.TrimSpace(line))
 
 	p.CloudConfig = filepath.Join(dir, "cloud-config.yaml")
@@ -292,7 +322,7 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	}); err != nil {
 		return nil, err
 	}
-	p.serverEnv = append(fakeCredentials(), o.ServerEnv...)
+	p.serverEnv = append(append(fakeCredentials(), "GOOGLE_APPLICATION_CREDENTIALS="+p.GCEKeyFile), o.ServerEnv...)
 	extra := append([]string(nil), o.ExtraServerArgs...)
 	p.extraArgs = extra
 
@@ -328,11 +358,11 @@ func writeFiles(files map[string][]byte) error {
 
 // fakeEndpoints are the fake cloud's endpoints the harness starts, by
 // the name the fake prints, with the provider each serves.
-var fakeEndpoints = map[string]string{"ec2": "aws", "cvm": "tencentcloud", "ecs": "alibabacloud"}
+var fakeEndpoints = map[string]string{"ec2": "aws", "cvm": "tencentcloud", "ecs": "alibabacloud", "gce": "gce"}
 
 // parseFakeCloudLine reads "ec2=https://127.0.0.1:P cvm=https://127.0.0.1:Q
-// ecs=https://127.0.0.1:R" into endpoint name → URL; every one of
-// fakeEndpoints must be there.
+// ecs=https://127.0.0.1:R gce=https://127.0.0.1:S" into endpoint name →
+// URL; every one of fakeEndpoints must be there.
 func parseFakeCloudLine(line string) (map[string]string, error) {
 	urls := map[string]string{}
 	for field := range strings.FieldsSeq(line) {
@@ -355,7 +385,7 @@ func parseFakeCloudLine(line string) (map[string]string, error) {
 }
 
 type cloudProviderConfig struct {
-	Region   string `json:"region"`
+	Region   string `json:"region,omitempty"`
 	Endpoint string `json:"endpoint"`
 	CAFile   string `json:"caFile"`
 }
@@ -370,6 +400,9 @@ func cloudConfigYAML(urls map[string]string, caFile string) ([]byte, error) {
 		"tencentcloud": {Region: "ap-guangzhou", Endpoint: urls["cvm"], CAFile: caFile},
 		// ECS providerIDs name their region; the default is never used.
 		"alibabacloud": {Region: "cn-hangzhou", Endpoint: urls["ecs"], CAFile: caFile},
+		// Every GCE providerID names its zone: no default region. The CA
+		// file is trusted for the token endpoint too.
+		"gce": {Endpoint: urls["gce"], CAFile: caFile},
 	}})
 }
 
@@ -407,7 +440,7 @@ func fakeCredentials() []string {
 // identity) could reach the server: the demo and the tests must only ever
 // talk to the fake cloud.
 func cloudEnv(kv string) bool {
-	for _, prefix := range []string{"AWS_", "TENCENTCLOUD_", "TKE_", "ALIBABA_CLOUD_", "ALICLOUD_"} {
+	for _, prefix := range []string{"AWS_", "TENCENTCLOUD_", "TKE_", "ALIBABA_CLOUD_", "ALICLOUD_", "GOOGLE_", "CLOUDSDK_", "GCE_METADATA"} {
 		if strings.HasPrefix(kv, prefix) {
 			return true
 		}

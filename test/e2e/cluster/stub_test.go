@@ -47,6 +47,8 @@ func runFakeCloudStub(args []string) error {
 	ec2Listen := fs.String("ec2-listen", "", "")
 	cvmListen := fs.String("cvm-listen", "", "")
 	ecsListen := fs.String("ecs-listen", "", "")
+	gceListen := fs.String("gce-listen", "", "")
+	gceKeyFile := fs.String("gce-key-file", "", "")
 	certFile := fs.String("tls-cert-file", "", "")
 	keyFile := fs.String("tls-private-key-file", "", "")
 	instancesFile := fs.String("instances", "", "")
@@ -83,7 +85,7 @@ func runFakeCloudStub(args []string) error {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 	var urls []string
-	for _, addr := range []string{*ec2Listen, *cvmListen, *ecsListen} {
+	for _, addr := range []string{*ec2Listen, *cvmListen, *ecsListen, *gceListen} {
 		l, err := tls.Listen("tcp", addr, cfg)
 		if err != nil {
 			return err
@@ -95,7 +97,14 @@ func runFakeCloudStub(args []string) error {
 			}))
 		}()
 	}
-	fmt.Printf("ec2=%s cvm=%s ecs=%s\n", urls[0], urls[1], urls[2])
+	// The real fake writes the key file before its line; so does this.
+	if *gceKeyFile == "" {
+		return errors.New("--gce-key-file not given")
+	}
+	if err := os.WriteFile(*gceKeyFile, []byte(`{"type":"service_account","token_uri":"`+urls[3]+`/token"}`), 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("ec2=%s cvm=%s ecs=%s gce=%s\n", urls[0], urls[1], urls[2], urls[3])
 	select {}
 }
 
@@ -119,6 +128,10 @@ func runServerStub(args []string) error {
 	}
 	if os.Getenv("AWS_EC2_METADATA_DISABLED") != "true" || os.Getenv("TENCENTCLOUD_SECRET_ID") == "" || os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID") == "" {
 		return errors.New("fake credentials missing")
+	}
+	// ADC must find the key file the fake wrote, and nothing of the caller's.
+	if key, err := os.ReadFile(os.Getenv("GOOGLE_APPLICATION_CREDENTIALS")); err != nil || !strings.Contains(string(key), "service_account") {
+		return fmt.Errorf("GOOGLE_APPLICATION_CREDENTIALS does not name the fake's key file: %v", err)
 	}
 	// The cloud config must lead to the fake cloud, trusting its CA.
 	data, err := os.ReadFile(*cloudConfig)

@@ -29,6 +29,8 @@ func AddToScheme(scheme *runtime.Scheme) error {
 			&StopOptions{},
 			&StartOptions{},
 			&NodeAction{},
+			&Budget{},
+			&BudgetList{},
 		)
 	}
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
