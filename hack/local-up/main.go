@@ -132,7 +132,7 @@ func printHowTo(c *cluster.Cluster, d *cluster.Demo, took time.Duration) {
 		fmt.Fprintf(&s, "\n  # %s\n  %s\n", st.Comment, st.Command)
 	}
 	fmt.Fprintf(&s, "\nLogs: %s (server: %s, fake cloud and kubelets: %s)\n", c.LogDir(), filepath.Base(p.Server.LogPath()), filepath.Base(p.FakeCloud.LogPath()))
-	fmt.Fprintf(&s, "Fake cloud: ec2=%s cvm=%s gce=%s; cloud config %s\n", p.EC2URL, p.CVMURL, p.GCEURL, p.CloudConfig)
+	fmt.Fprintf(&s, "Fake cloud: ec2=%s cvm=%s ecs=%s gce=%s; cloud config %s\n", p.EC2URL, p.CVMURL, p.ECSURL, p.GCEURL, p.CloudConfig)
 	fmt.Fprintf(&s, "Press Ctrl-C to stop.\n")
 	fmt.Print(s.String())
 }

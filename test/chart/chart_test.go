@@ -554,7 +554,7 @@ func checkCloudConfig(t *testing.T, m manifest) {
 	if err != nil {
 		t.Fatalf("the server refuses the chart's cloud config: %v\n%s", err, data)
 	}
-	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud} {
+	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, "alibabacloud"} {
 		if !cfg.Providers[p].Enabled {
 			t.Fatalf("provider %s not enabled by default", p)
 		}

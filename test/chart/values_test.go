@@ -123,9 +123,11 @@ cloudConfig:
 credentials:
   aws: {existingSecret: aws-keys, sessionTokenKey: token}
   tencentcloud: {existingSecret: tc-keys, secretIdKey: id, secretKeyKey: key}
+  alibabacloud: {existingSecret: ali-keys}
 serviceAccount:
   annotations:
     eks.amazonaws.com/role-arn: arn:aws:iam::111122223333:role/cnm
+    pod-identity.alibabacloud.com/role-name: cnm
 image: {repository: registry.example/cnm, tag: v9.9.9, pullPolicy: Always}
 imagePullSecrets: [{name: pull}]
 nodeSelector: {kubernetes.io/os: linux}
@@ -149,18 +151,21 @@ audit: {enabled: true}
 		}
 	}
 	wantEnv := map[string]string{
-		"AWS_ACCESS_KEY_ID":       "aws-keys/AWS_ACCESS_KEY_ID",
-		"AWS_SECRET_ACCESS_KEY":   "aws-keys/AWS_SECRET_ACCESS_KEY",
-		"AWS_SESSION_TOKEN":       "aws-keys/token",
-		"TENCENTCLOUD_SECRET_ID":  "tc-keys/id",
-		"TENCENTCLOUD_SECRET_KEY": "tc-keys/key",
+		"AWS_ACCESS_KEY_ID":               "aws-keys/AWS_ACCESS_KEY_ID",
+		"AWS_SECRET_ACCESS_KEY":           "aws-keys/AWS_SECRET_ACCESS_KEY",
+		"AWS_SESSION_TOKEN":               "aws-keys/token",
+		"TENCENTCLOUD_SECRET_ID":          "tc-keys/id",
+		"TENCENTCLOUD_SECRET_KEY":         "tc-keys/key",
+		"ALIBABA_CLOUD_ACCESS_KEY_ID":     "ali-keys/ALIBABA_CLOUD_ACCESS_KEY_ID",
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "ali-keys/ALIBABA_CLOUD_ACCESS_KEY_SECRET",
 	}
 	if !mapsEqual(secretEnv, wantEnv) {
 		t.Fatalf("credential env %v, want %v", secretEnv, wantEnv)
 	}
 
 	sa := m.get(t, "ServiceAccount", fullname)
-	if sa.GetAnnotations()["eks.amazonaws.com/role-arn"] != "arn:aws:iam::111122223333:role/cnm" {
+	if sa.GetAnnotations()["eks.amazonaws.com/role-arn"] != "arn:aws:iam::111122223333:role/cnm" ||
+		sa.GetAnnotations()["pod-identity.alibabacloud.com/role-name"] != "cnm" {
 		t.Fatalf("ServiceAccount annotations %v", sa.GetAnnotations())
 	}
 	if img := str(t, c, "image"); img != "registry.example/cnm:v9.9.9" || c["imagePullPolicy"] != "Always" {

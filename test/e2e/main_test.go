@@ -27,6 +27,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
@@ -178,6 +179,11 @@ func newNamedMachine(t *testing.T, provider, name string, labels map[string]stri
 		m.instanceID, m.region = fmt.Sprintf("ins-e2e%05d", n), "ap-guangzhou"
 		providerID = "qcloud:///100003/" + m.instanceID
 		l["topology.kubernetes.io/region"] = "gz"
+	case alibabacloud.Name:
+		// ACK's form, with no scheme.
+		m.instanceID, m.region = fmt.Sprintf("i-bp1e2e%015d", n), "cn-hangzhou"
+		providerID = m.region + "." + m.instanceID
+		l["topology.kubernetes.io/region"] = m.region
 	case gce.Name:
 		m.instanceID, m.region = fmt.Sprintf("e2e-vm-%d", n), "europe-west4"
 		providerID = "gce://" + gceE2EProject + "/" + gceE2EZone + "/" + m.instanceID
@@ -221,6 +227,8 @@ func fakeURL(provider string) string {
 	switch provider {
 	case cloud.ProviderAWS:
 		return env.product.EC2URL
+	case alibabacloud.Name:
+		return env.product.ECSURL
 	case gce.Name:
 		return env.product.GCEURL
 	}
@@ -268,7 +276,7 @@ func reboots(t *testing.T, m machine) int {
 	t.Helper()
 	n := 0
 	for _, c := range cloudCalls(t, m) {
-		if (c.Action == "RebootInstances" || c.Action == fakecloud.GCEMethodReset) && !c.DryRun && !c.Replay && c.Error == "" {
+		if (c.Action == "RebootInstances" || c.Action == "RebootInstance" || c.Action == fakecloud.GCEMethodReset) && !c.DryRun && !c.Replay && c.Error == "" {
 			n++
 		}
 	}

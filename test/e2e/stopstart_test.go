@@ -54,6 +54,7 @@ func tryViewNode(node string) (*infraopsv1.Node, error) {
 func waitPhase(t *testing.T, node, action string, phase infraopsv1.ActionPhase) *infraopsv1.LastAction {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		// A Node created a moment ago may not be in the view yet.
 		if v, err := tryViewNode(node); err == nil && v.Status.LastAction != nil && v.Status.LastAction.Action == action && v.Status.LastAction.Phase == phase {
 			return v.Status.LastAction
 		}

@@ -22,11 +22,14 @@ type MachineEvent struct {
 }
 
 // machineActions are the API actions that change a machine; EC2 and CVM
-// name them alike.
+// name them alike, ECS in the singular, GCE by its REST method names.
 var machineActions = map[string]string{
 	"RebootInstances": MachineRebooted,
 	"StopInstances":   MachineStopped,
 	"StartInstances":  MachineStarted,
+	"RebootInstance":  MachineRebooted,
+	"StopInstance":    MachineStopped,
+	"StartInstance":   MachineStarted,
 	GCEMethodReset:    MachineRebooted,
 	GCEMethodStop:     MachineStopped,
 	GCEMethodStart:    MachineStarted,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 )
 
@@ -17,14 +18,14 @@ func TestLoadConfigEmptyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, gce.Name} {
+	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, alibabacloud.Name, gce.Name} {
 		pc, ok := c.Providers[p]
 		if !ok || !pc.Enabled || pc.Region != "" || pc.Timeout != cloud.DefaultTimeout ||
 			pc.RateLimit != (cloud.RateLimit{QPS: cloud.DefaultQPS, Burst: cloud.DefaultBurst}) {
 			t.Errorf("%s: %+v (present %v)", p, pc, ok)
 		}
 	}
-	if len(c.Providers) != 3 {
+	if len(c.Providers) != len(All) {
 		t.Errorf("providers: %v", c.Providers)
 	}
 	if err := c.Validate(All...); err != nil {

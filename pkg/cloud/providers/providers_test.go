@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 )
 
@@ -43,10 +44,10 @@ func TestNewBuildsEveryKnownProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.Names(), []string{cloud.ProviderAWS, gce.Name, cloud.ProviderTencentCloud}; !reflect.DeepEqual(got, want) {
+	if got, want := s.Names(), []string{alibabacloud.Name, cloud.ProviderAWS, gce.Name, cloud.ProviderTencentCloud}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
-	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, gce.Name} {
+	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, alibabacloud.Name, gce.Name} {
 		d, ok := s.Driver(p)
 		if !ok || d.Name() != p {
 			t.Errorf("Driver(%q) = %v, %v", p, d, ok)
@@ -81,6 +82,7 @@ func TestNewSkipsDisabled(t *testing.T) {
 			return nil, errors.New("disabled")
 		},
 		cloud.ProviderTencentCloud: factoryOf(&fakeDriver{name: cloud.ProviderTencentCloud}, &seen),
+		alibabacloud.Name:          factoryOf(&fakeDriver{name: alibabacloud.Name}, nil),
 		gce.Name:                   factoryOf(&fakeDriver{name: gce.Name}, nil),
 	})
 	if err != nil {

@@ -365,14 +365,16 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`\sTrue\s`},
 		},
 		{
-			Comment: "the core Nodes: EKS and TKE workers, a dev node, an EKS Fargate node, a bare-metal node",
+			Comment: "the core Nodes: EKS and TKE workers, a dev node, an ACK node, a GKE node, an EKS Fargate node, a bare-metal node",
 			Command: "kubectl get nodes --show-labels",
-			Want:    []string{DemoNodeEKS, DemoNodeTKE2, DemoNodeFargate, DemoNodeNoProvider},
+			Want:    []string{DemoNodeEKS, DemoNodeTKE2, regexp.QuoteMeta(DemoNodeACK), regexp.QuoteMeta(DemoNodeGKE), DemoNodeFargate, DemoNodeNoProvider},
 		},
 		{
 			Comment: "the same nodes with the cloud machine behind each one",
 			Command: "kubectl get " + nodes,
-			Want:    []string{DemoNodeEKS + `\s+aws\s+us-east-1\s+us-east-1a\s+` + DemoEC2InstanceID, DemoNodeTKE + `\s+tencentcloud\s+ap-guangzhou\s+100003\s+` + DemoCVMInstanceID},
+			Want: []string{DemoNodeEKS + `\s+aws\s+us-east-1\s+us-east-1a\s+` + DemoEC2InstanceID, DemoNodeTKE + `\s+tencentcloud\s+ap-guangzhou\s+100003\s+` + DemoCVMInstanceID,
+				regexp.QuoteMeta(DemoNodeACK) + `\s+alibabacloud\s+cn-hangzhou\s+cn-hangzhou-k\s+` + DemoECSInstanceID,
+				regexp.QuoteMeta(DemoNodeGKE) + `\s+gce\s+us-central1\s+` + DemoGCEZone + `\s+` + regexp.QuoteMeta(DemoNodeGKE)},
 		},
 		{
 			Comment: "status.cloud, resolved from spec.providerID",
@@ -414,6 +416,11 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Comment: "CVM hard reset (StopType HARD); the region ap-guangzhou comes from TKE's \"gz\" label",
 			Command: raw(DemoNodeTKE, b.hard),
 			Want:    []string{`"mode":"hard"`, `"region":"ap-guangzhou"`},
+		},
+		{
+			Comment: "ECS hard reboot (ForceStop); ACK's providerID cn-hangzhou.i-… has no scheme, and names the region",
+			Command: raw(DemoNodeACK, b.hard),
+			Want:    []string{`"mode":"hard"`, `"provider":"alibabacloud"`, `"region":"cn-hangzhou"`, DemoECSInstanceID},
 		},
 		{
 			Comment: "refused (422): Compute Engine has no soft reboot, and the answer names the mode it has",

@@ -46,6 +46,7 @@ func runFakeCloudStub(args []string) error {
 	fs := flag.NewFlagSet("fake-cloud", flag.ContinueOnError)
 	ec2Listen := fs.String("ec2-listen", "", "")
 	cvmListen := fs.String("cvm-listen", "", "")
+	ecsListen := fs.String("ecs-listen", "", "")
 	gceListen := fs.String("gce-listen", "", "")
 	gceKeyFile := fs.String("gce-key-file", "", "")
 	certFile := fs.String("tls-cert-file", "", "")
@@ -53,7 +54,8 @@ func runFakeCloudStub(args []string) error {
 	instancesFile := fs.String("instances", "", "")
 	// The harness hands the fake the credentials the server signs with.
 	secrets := map[string]*string{}
-	for _, name := range []string{"aws-access-key-id", "aws-secret-access-key", "tencent-secret-id", "tencent-secret-key"} {
+	for _, name := range []string{"aws-access-key-id", "aws-secret-access-key", "tencent-secret-id", "tencent-secret-key",
+		"alibaba-access-key-id", "alibaba-access-key-secret"} {
 		secrets[name] = fs.String(name, "", "")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -83,7 +85,7 @@ func runFakeCloudStub(args []string) error {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 	var urls []string
-	for _, addr := range []string{*ec2Listen, *cvmListen, *gceListen} {
+	for _, addr := range []string{*ec2Listen, *cvmListen, *ecsListen, *gceListen} {
 		l, err := tls.Listen("tcp", addr, cfg)
 		if err != nil {
 			return err
@@ -99,10 +101,10 @@ func runFakeCloudStub(args []string) error {
 	if *gceKeyFile == "" {
 		return errors.New("--gce-key-file not given")
 	}
-	if err := os.WriteFile(*gceKeyFile, []byte(`{"type":"service_account","token_uri":"`+urls[2]+`/token"}`), 0o600); err != nil {
+	if err := os.WriteFile(*gceKeyFile, []byte(`{"type":"service_account","token_uri":"`+urls[3]+`/token"}`), 0o600); err != nil {
 		return err
 	}
-	fmt.Printf("ec2=%s cvm=%s gce=%s\n", urls[0], urls[1], urls[2])
+	fmt.Printf("ec2=%s cvm=%s ecs=%s gce=%s\n", urls[0], urls[1], urls[2], urls[3])
 	select {}
 }
 
@@ -124,7 +126,7 @@ func runServerStub(args []string) error {
 			return fmt.Errorf("the caller's %s leaked into the server", strings.SplitN(kv, "=", 2)[0])
 		}
 	}
-	if os.Getenv("AWS_EC2_METADATA_DISABLED") != "true" || os.Getenv("TENCENTCLOUD_SECRET_ID") == "" {
+	if os.Getenv("AWS_EC2_METADATA_DISABLED") != "true" || os.Getenv("TENCENTCLOUD_SECRET_ID") == "" || os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID") == "" {
 		return errors.New("fake credentials missing")
 	}
 	// ADC must find the key file the fake wrote, and nothing of the caller's.
@@ -142,7 +144,7 @@ func runServerStub(args []string) error {
 	if err := yaml.UnmarshalStrict(data, &cc); err != nil {
 		return err
 	}
-	for _, name := range []string{"aws", "tencentcloud", "gce"} {
+	for _, name := range fakeEndpoints {
 		pc, ok := cc.Providers[name]
 		if !ok {
 			return fmt.Errorf("no %s provider", name)
