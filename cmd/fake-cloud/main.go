@@ -1,19 +1,20 @@
-// Command fake-cloud serves the wire-level EC2, CVM, Compute Engine and
-// Azure (Entra ID token endpoint and ARM, on one listener: --azure-listen,
-// printed as azure=URL) fakes of pkg/cloud/fakecloud over TLS, for the
-// local demo and end-to-end tests.
+// Command fake-cloud serves the wire-level EC2, CVM, ECS, Compute Engine
+// and Azure (Entra ID token endpoint and ARM, on one listener:
+// --azure-listen, printed as azure=URL) fakes of pkg/cloud/fakecloud over
+// TLS, for the local demo and end-to-end tests.
 //
-//	fake-cloud --ec2-listen 127.0.0.1:0 --cvm-listen 127.0.0.1:0 \
+//	fake-cloud --ec2-listen 127.0.0.1:0 --cvm-listen 127.0.0.1:0 --ecs-listen 127.0.0.1:0 \
 //	  --gce-listen 127.0.0.1:0 --gce-key-file sa.json \
 //	  --tls-cert-file tls.crt --tls-private-key-file tls.key --instances instances.yaml
 //
 // The first line on stdout is "ec2=https://HOST:PORT cvm=https://HOST:PORT
-// gce=https://HOST:PORT" (the endpoints served), written once all listen,
-// so a harness can start it on port 0 and read the ports. With
-// --gce-listen, the --gce-key-file is written before that line: a fresh
-// service-account key whose token_uri is the fake's token endpoint, the
-// only key the fake trusts, for GOOGLE_APPLICATION_CREDENTIALS. Every API
-// call is logged on stderr in one line.
+// ecs=https://HOST:PORT gce=https://HOST:PORT" (the endpoints served),
+// written once all listen, so a harness can start it on port 0 and read
+// the ports. With --gce-listen, the --gce-key-file is written before that
+// line: a fresh service-account key whose token_uri is the fake's token
+// endpoint, the only key the fake trusts, for
+// GOOGLE_APPLICATION_CREDENTIALS. Every API call is logged on stderr in
+// one line.
 //
 // With --kubeconfig it also plays the kubelets of its machines (package
 // fakecloud/kubelet): when it reboots, stops or starts an instance, the
@@ -59,6 +60,7 @@ func main() {
 
 type options struct {
 	ec2Listen, cvmListen  string
+	ecsListen             string
 	gceListen, gceKeyFile string
 	azureListen           string
 	azureTenant           string
@@ -68,6 +70,7 @@ type options struct {
 	instancesFile         string
 	awsKeyID, awsSecret   string
 	tencentID, tencentKey string
+	aliKeyID, aliSecret   string
 	kubeconfig            string
 	kubeletDelay          time.Duration
 }
@@ -83,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.ec2Listen, "ec2-listen", "", "address of the fake EC2 endpoint, e.g. 127.0.0.1:0 (empty: not served)")
 	fs.StringVar(&o.cvmListen, "cvm-listen", "", "address of the fake CVM endpoint, e.g. 127.0.0.1:0 (empty: not served)")
+	fs.StringVar(&o.ecsListen, "ecs-listen", "", "address of the fake Alibaba Cloud ECS endpoint, e.g. 127.0.0.1:0 (empty: not served)")
 	fs.StringVar(&o.gceListen, "gce-listen", "", "address of the fake Compute Engine endpoint and its OAuth2 token endpoint, e.g. 127.0.0.1:0 (empty: not served)")
 	fs.StringVar(&o.gceKeyFile, "gce-key-file", "", "with --gce-listen: write a new service-account key file here whose token_uri is the fake's; the fake trusts only that key")
 	fs.StringVar(&o.certFile, "tls-cert-file", "", "PEM certificate served by both endpoints (required)")
@@ -92,6 +96,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.awsSecret, "aws-secret-access-key", "", "the secret of --aws-access-key-id")
 	fs.StringVar(&o.tencentID, "tencent-secret-id", "", "with --tencent-secret-key: verify the full TC3 signature of this SecretId and refuse others")
 	fs.StringVar(&o.tencentKey, "tencent-secret-key", "", "the key of --tencent-secret-id")
+	fs.StringVar(&o.aliKeyID, "alibaba-access-key-id", "", "with --alibaba-access-key-secret: verify the full ACS3 signature of this AccessKey and refuse others")
+	fs.StringVar(&o.aliSecret, "alibaba-access-key-secret", "", "the secret of --alibaba-access-key-id")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "play the kubelets of the instances in this cluster: the Node behind a rebooted, stopped or started instance (matched by spec.providerID) follows, through the status subresource (empty: Nodes are left alone)")
 	fs.DurationVar(&o.kubeletDelay, "kubelet-delay", 5*time.Second, "with --kubeconfig: how long an instance takes from the call until its Node is Ready again with a new boot ID")
 	fs.StringVar(&o.azureListen, "azure-listen", "", "address of the fake Azure endpoint (Entra ID token endpoint and ARM on one listener; empty: not served)")
@@ -104,8 +110,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case o.ec2Listen == "" && o.cvmListen == "" && o.gceListen == "" && o.azureListen == "":
-		return o, errors.New("--ec2-listen, --cvm-listen, --gce-listen or --azure-listen is required")
+	case o.ec2Listen == "" && o.cvmListen == "" && o.ecsListen == "" && o.gceListen == "" && o.azureListen == "":
+		return o, errors.New("--ec2-listen, --cvm-listen, --ecs-listen, --gce-listen or --azure-listen is required")
 	case o.azureListen != "" && (o.azureTenant == "" || o.azureClient == "" || o.azureSecret == ""):
 		return o, errors.New("--azure-listen needs --azure-tenant-id, --azure-client-id and --azure-client-secret: the fake issues tokens to that one client only")
 	case (o.gceListen == "") != (o.gceKeyFile == ""):
@@ -118,6 +124,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--aws-access-key-id and --aws-secret-access-key go together")
 	case (o.tencentID == "") != (o.tencentKey == ""):
 		return o, errors.New("--tencent-secret-id and --tencent-secret-key go together")
+	case (o.aliKeyID == "") != (o.aliSecret == ""):
+		return o, errors.New("--alibaba-access-key-id and --alibaba-access-key-secret go together")
 	case o.kubeletDelay < 0:
 		return o, fmt.Errorf("--kubelet-delay must not be negative, got %s", o.kubeletDelay)
 	}
@@ -155,11 +163,13 @@ func loadInstances(path string) (map[string][]fakecloud.Instance, error) {
 		case fakecloud.ProviderAzure:
 			// An ARM resource ID is an Azure providerID after "azure://".
 			pid = "azure://" + in.ID
+		case fakecloud.ProviderAlibabaCloud:
+			pid = "alicloud://" + in.Region + "." + in.ID
 		case gce.Name:
 			// A GCE instance is placed by project and zone.
 			pid = "gce://" + in.Project + "/" + in.Zone + "/" + in.ID
 		default:
-			return nil, fmt.Errorf("%s: instance %s: provider %q is not aws, tencentcloud, gce or azure", path, in.ID, in.Provider)
+			return nil, fmt.Errorf("%s: instance %s: provider %q is not aws, tencentcloud, %s, gce or azure", path, in.ID, in.Provider, fakecloud.ProviderAlibabaCloud)
 		}
 		inst, err := providers.Resolve(pid, nil, func(string) string { return in.Region })
 		if err != nil {
@@ -210,6 +220,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if c.StopType != "" {
 			extra += " stopType=" + c.StopType
 		}
+		if c.ForceStop {
+			extra += " forceStop=true"
+		}
+		if c.StoppedMode != "" {
+			extra += " stoppedMode=" + c.StoppedMode
+		}
 		if c.DryRun {
 			extra += " dryRun=true"
 		}
@@ -257,6 +273,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.cvmListen != "" {
 		eps = append(eps, endpoint{name: "cvm", addr: o.cvmListen, h: fakecloud.NewCVM(fakecloud.Options{
 			Instances: instances[cloud.ProviderTencentCloud], Secrets: secrets(o.tencentID, o.tencentKey), OnCall: onCall,
+		})})
+	}
+	if o.ecsListen != "" {
+		eps = append(eps, endpoint{name: "ecs", addr: o.ecsListen, h: fakecloud.NewECS(fakecloud.Options{
+			Instances: instances[fakecloud.ProviderAlibabaCloud], Secrets: secrets(o.aliKeyID, o.aliSecret), OnCall: onCall,
 		})})
 	}
 	if o.gceListen != "" {
@@ -316,8 +337,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if _, err := fmt.Fprintln(stdout, strings.Join(urls, " ")); err != nil {
 		return err
 	}
-	logger.Printf("serving %s (%d aws, %d tencentcloud, %d gce and %d azure instances)", strings.Join(urls, " "),
-		len(instances[cloud.ProviderAWS]), len(instances[cloud.ProviderTencentCloud]), len(instances[gce.Name]), len(instances[fakecloud.ProviderAzure]))
+	logger.Printf("serving %s (%d aws, %d tencentcloud, %d %s, %d gce and %d azure instances)", strings.Join(urls, " "),
+		len(instances[cloud.ProviderAWS]), len(instances[cloud.ProviderTencentCloud]),
+		len(instances[fakecloud.ProviderAlibabaCloud]), fakecloud.ProviderAlibabaCloud, len(instances[gce.Name]), len(instances[fakecloud.ProviderAzure]))
 
 	select {
 	case <-ctx.Done():

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
@@ -67,6 +68,7 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 const instancesYAML = `instances:
 - {provider: aws, region: us-east-1, id: i-0123456789abcdef0, state: running}
 - {provider: tencentcloud, region: ap-guangzhou, id: ins-abcd1234}
+- {provider: alibabacloud, region: cn-hangzhou, id: i-bp1abcdefghij0000001}
 - {provider: gce, project: my-project-1, zone: us-central1-a, id: gke-pool-1-abcd}
 `
 
@@ -105,11 +107,12 @@ func TestRunWithRealDrivers(t *testing.T) {
 	gceKeyFile := filepath.Join(dir, "gce-sa.json")
 	go func() {
 		done <- run(ctx, []string{
-			"--ec2-listen", "127.0.0.1:0", "--cvm-listen", "127.0.0.1:0",
+			"--ec2-listen", "127.0.0.1:0", "--cvm-listen", "127.0.0.1:0", "--ecs-listen", "127.0.0.1:0",
 			"--gce-listen", "127.0.0.1:0", "--gce-key-file", gceKeyFile,
 			"--tls-cert-file", certFile, "--tls-private-key-file", keyFile, "--instances", instances,
 			"--aws-access-key-id", "AKIDE2E", "--aws-secret-access-key", "aws-secret",
 			"--tencent-secret-id", "AKIDTC", "--tencent-secret-key", "tc-secret",
+			"--alibaba-access-key-id", "LTAIE2E", "--alibaba-access-key-secret", "ali-secret",
 		}, pw, logs)
 		pw.Close()
 	}()
@@ -130,8 +133,14 @@ func TestRunWithRealDrivers(t *testing.T) {
 		k, v, _ := strings.Cut(f, "=")
 		urls[k] = v
 	}
-	if !strings.HasPrefix(urls["ec2"], "https://127.0.0.1:") || !strings.HasPrefix(urls["cvm"], "https://127.0.0.1:") || urls["ec2"] == urls["cvm"] ||
-		!strings.HasPrefix(urls["gce"], "https://127.0.0.1:") {
+	distinct := map[string]bool{}
+	for _, name := range []string{"ec2", "cvm", "ecs", "gce"} {
+		if !strings.HasPrefix(urls[name], "https://127.0.0.1:") || distinct[urls[name]] {
+			t.Fatalf("address line %q", line)
+		}
+		distinct[urls[name]] = true
+	}
+	if len(urls) != 4 {
 		t.Fatalf("address line %q", line)
 	}
 
@@ -145,6 +154,9 @@ func TestRunWithRealDrivers(t *testing.T) {
 		"AWS_PROFILE": "", "AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_EC2": "", "AWS_CA_BUNDLE": "",
 		"TENCENTCLOUD_SECRET_ID": "AKIDTC", "TENCENTCLOUD_SECRET_KEY": "tc-secret",
 		"TENCENTCLOUD_CREDENTIALS_FILE": empty, "TKE_ROLE_ARN": "", "HOME": dir,
+		"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAIE2E", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "ali-secret",
+		"ALIBABA_CLOUD_SECURITY_TOKEN": "", "ALIBABA_CLOUD_ROLE_ARN": "", "ALIBABA_CLOUD_CREDENTIALS_FILE": empty,
+		"ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true", "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
 		// The key file the fake wrote (token_uri: its own), through ADC.
 		"GOOGLE_APPLICATION_CREDENTIALS": gceKeyFile, "CLOUDSDK_CONFIG": dir,
 	} {
@@ -164,6 +176,13 @@ func TestRunWithRealDrivers(t *testing.T) {
 	}
 	if _, err := td.Reboot(bg, cloud.Instance{Provider: "tencentcloud", ID: "ins-abcd1234", Region: "ap-guangzhou"}, cloud.RebootOptions{Mode: cloud.RebootHard}); err != nil {
 		t.Fatalf("tencentcloud: %v", err)
+	}
+	ald, err := alibabacloud.New(bg, cloud.ProviderConfig{Enabled: true, Endpoint: urls["ecs"], CAFile: certFile, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ald.Reboot(bg, cloud.Instance{Provider: alibabacloud.Name, ID: "i-bp1abcdefghij0000001", Region: "cn-hangzhou"}, cloud.RebootOptions{Mode: cloud.ModeHard}); err != nil {
+		t.Fatalf("alibabacloud: %v", err)
 	}
 
 	gd, err := gce.New(bg, cloud.ProviderConfig{Enabled: true, Endpoint: urls["gce"], CAFile: certFile, Timeout: 10 * time.Second})
@@ -200,6 +219,7 @@ func TestRunWithRealDrivers(t *testing.T) {
 	for _, want := range []string{
 		"aws RebootInstances region=us-east-1 instances=i-0123456789abcdef0 key=AKIDE2E",
 		"tencentcloud RebootInstances region=ap-guangzhou instances=ins-abcd1234 stopType=HARD key=AKIDTC",
+		"alibabacloud RebootInstance region= instances=i-bp1abcdefghij0000001 forceStop=true key=LTAIE2E",
 		"gce compute.instances.reset region=us-central1 instances=gke-pool-1-abcd project=my-project-1 zone=us-central1-a requestId=",
 	} {
 		if !strings.Contains(out, want) {
@@ -240,6 +260,8 @@ func TestLoadInstancesErrors(t *testing.T) {
 		"gce wrong region": "instances: [{provider: gce, project: my-project-1, zone: us-central1-a, region: us-east1, id: vm-1}]\n",
 		"bad aws id":       "instances: [{provider: aws, region: us-east-1, id: i-xyz}]\n",
 		"bad cvm id":       "instances: [{provider: tencentcloud, region: ap-guangzhou, id: ins-1}]\n",
+		"bad ecs id":       "instances: [{provider: alibabacloud, region: cn-hangzhou, id: ins-abcd1234}]\n",
+		"bad ecs region":   "instances: [{provider: alibabacloud, region: Hangzhou, id: i-bp1abcdefghij0000001}]\n",
 		"no region":        "instances: [{provider: aws, id: i-0123456789abcdef0}]\n",
 		"duplicate":        "instances: [{provider: aws, region: r, id: i-01234567}, {provider: aws, region: r, id: i-01234567}]\n",
 		"unknown field":    "instances: [{provider: aws, region: r, id: i-01234567, flavor: z}]\n",
@@ -257,8 +279,9 @@ func TestLoadInstancesErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := loadInstances(path)
-	a, c, g := got[cloud.ProviderAWS], got[cloud.ProviderTencentCloud], got[gce.Name]
-	if err != nil || len(a) != 1 || len(c) != 1 || len(g) != 1 || a[0].State != "running" || c[0].ID != "ins-abcd1234" || g[0].Zone != "us-central1-a" {
+	a, c, e, g := got[cloud.ProviderAWS], got[cloud.ProviderTencentCloud], got[alibabacloud.Name], got[gce.Name]
+	if err != nil || len(a) != 1 || len(c) != 1 || len(e) != 1 || len(g) != 1 || a[0].State != "running" || c[0].ID != "ins-abcd1234" ||
+		e[0].Region != "cn-hangzhou" || g[0].Zone != "us-central1-a" {
 		t.Fatalf("got %+v %v", got, err)
 	}
 }

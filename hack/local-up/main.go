@@ -124,12 +124,15 @@ func printHowTo(c *cluster.Cluster, d *cluster.Demo, took time.Duration) {
 		"--action-cooldown (%s here, 5m by default): a second restart meets 409 until then.\n"+
 		"%s may restart %s only (kubeconfig %s).\n",
 		cluster.DemoKubeletDelay, cluster.ShortDuration(cluster.DemoCooldown), cluster.DemoUser, cluster.DemoNodeDev, d.UserKubeconfig)
+	fmt.Fprintf(&s, "The server runs with a small safety policy (%s): budget %s lets one node of\n"+
+		"pool=ingest per zone be under an action at once; kubectl get budgets.%s shows its use.\n",
+		d.PolicyFile, cluster.DemoBudget, cluster.Group)
 	fmt.Fprintf(&s, "\nTry, in order:\n")
 	for _, st := range d.Steps {
 		fmt.Fprintf(&s, "\n  # %s\n  %s\n", st.Comment, st.Command)
 	}
 	fmt.Fprintf(&s, "\nLogs: %s (server: %s, fake cloud and kubelets: %s)\n", c.LogDir(), filepath.Base(p.Server.LogPath()), filepath.Base(p.FakeCloud.LogPath()))
-	fmt.Fprintf(&s, "Fake cloud: ec2=%s cvm=%s gce=%s azure=%s; cloud config %s\n", p.EC2URL, p.CVMURL, p.GCEURL, p.AzureURL, p.CloudConfig)
+	fmt.Fprintf(&s, "Fake cloud: ec2=%s cvm=%s ecs=%s gce=%s azure=%s; cloud config %s\n", p.EC2URL, p.CVMURL, p.ECSURL, p.GCEURL, p.AzureURL, p.CloudConfig)
 	fmt.Fprintf(&s, "Press Ctrl-C to stop.\n")
 	fmt.Print(s.String())
 }

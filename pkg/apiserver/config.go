@@ -14,6 +14,7 @@ import (
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
 	generatedopenapi "github.com/michael/k8s-cloud-node-manager/pkg/generated/openapi"
+	"github.com/michael/k8s-cloud-node-manager/pkg/policy"
 	"github.com/michael/k8s-cloud-node-manager/pkg/registry/node"
 	"github.com/michael/k8s-cloud-node-manager/pkg/version"
 )
@@ -34,11 +35,17 @@ type ExtraConfig struct {
 	NodeName       string
 	LockNamespace  string
 	ActionCooldown time.Duration
+	// CompletionTimeout is how long an accepted action may take to show
+	// on its Node before its lastAction is TimedOut; 0 is
+	// node.DefaultCompletionTimeout.
+	CompletionTimeout time.Duration
 	// Identity names this replica in lock Leases.
 	Identity string
 	// BookmarkInterval is how often idle watches of nodes get a bookmark;
 	// 0 is node.DefaultBookmarkInterval.
 	BookmarkInterval time.Duration
+	// Policy is the safety policy (--policy-config); nil: none.
+	Policy *policy.Policy
 }
 
 type completedConfig struct {

@@ -18,6 +18,8 @@ import (
 	netutils "k8s.io/utils/net"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
+	"github.com/michael/k8s-cloud-node-manager/pkg/policy"
+	"github.com/michael/k8s-cloud-node-manager/pkg/registry/node"
 )
 
 // Options are the server's flags. Like metrics-server, it takes only the
@@ -41,11 +43,16 @@ type Options struct {
 	LockNamespace string
 	// ActionCooldown is how long a node stays locked after an action.
 	ActionCooldown time.Duration
+	// CompletionTimeout bounds how long an action's lastAction stays
+	// Requested.
+	CompletionTimeout time.Duration
 	// KubeAPIQPS and KubeAPIBurst are the client-side rate limit of this
 	// server's own calls to kube-apiserver (Node reads, Leases, Events,
 	// the view's list and watch).
 	KubeAPIQPS   float32
 	KubeAPIBurst int
+	// PolicyConfig is the --policy-config file; empty: no policy.
+	PolicyConfig string
 }
 
 // The kube client's default rate limit. One action costs one Node read
@@ -69,11 +76,12 @@ func NewOptions() *Options {
 		Audit:          genericoptions.NewAuditOptions(),
 		Features:       genericoptions.NewFeatureOptions(),
 
-		NodeName:       os.Getenv("NODE_NAME"),
-		LockNamespace:  defaultNamespace(),
-		ActionCooldown: 5 * time.Minute,
-		KubeAPIQPS:     DefaultKubeAPIQPS,
-		KubeAPIBurst:   DefaultKubeAPIBurst,
+		NodeName:          os.Getenv("NODE_NAME"),
+		LockNamespace:     defaultNamespace(),
+		ActionCooldown:    5 * time.Minute,
+		CompletionTimeout: node.DefaultCompletionTimeout,
+		KubeAPIQPS:        DefaultKubeAPIQPS,
+		KubeAPIBurst:      DefaultKubeAPIBurst,
 	}
 	o.SecureServing.BindPort = 6443
 	// Self-signed certificates (no --tls-cert-file) go to the user's cache,
@@ -126,7 +134,9 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of the node this server runs on (the downward API's spec.nodeName); an action on it writes its lock and Event before the cloud call, since the server may go down before the answer. Defaults to $NODE_NAME.")
 	fs.StringVar(&o.LockNamespace, "lock-namespace", o.LockNamespace, "Namespace of the Leases that keep one action at a time per node across replicas. Defaults to $POD_NAMESPACE, the in-cluster namespace, or kube-system.")
 	fs.DurationVar(&o.ActionCooldown, "action-cooldown", o.ActionCooldown, "How long a node stays locked after the cloud call of an accepted action, or of one whose outcome is unknown, returned, so a repeated request does not reboot it twice. At least every enabled provider's timeout in the cloud config.")
+	fs.DurationVar(&o.CompletionTimeout, "action-completion-timeout", o.CompletionTimeout, "How long an accepted action may take to show on its Node (a restart: a new boot ID and Ready; a stop: NotReady; a start: Ready) before the node's status.lastAction is TimedOut.")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Client-side rate limit (queries per second) of this server's own calls to kube-apiserver; a negative value disables the limit.")
+	fs.StringVar(&o.PolicyConfig, "policy-config", o.PolicyConfig, "YAML file of the safety policy (budgets, minReady, maintenance windows, opt-outs) applied to every action before the cloud call; see the README. Empty: no policy.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Burst of this server's own calls to kube-apiserver above --kube-api-qps.")
 	return fss
 }
@@ -139,6 +149,9 @@ func (o *Options) Validate() []error {
 	errs = append(errs, o.Authorization.Validate()...)
 	errs = append(errs, o.Audit.Validate()...)
 	errs = append(errs, o.Features.Validate()...)
+	if o.CompletionTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--action-completion-timeout must be positive, got %s", o.CompletionTimeout))
+	}
 	if o.ActionCooldown < time.Second {
 		errs = append(errs, fmt.Errorf("--action-cooldown must be at least 1s, got %s", o.ActionCooldown))
 	}
@@ -173,6 +186,10 @@ func (o *Options) Config() (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--cloud-config: %w", err)
 	}
+	pol, err := policy.Load(o.PolicyConfig)
+	if err != nil {
+		return nil, fmt.Errorf("--policy-config: %w", err)
+	}
 	if err := CheckLockCoversCall(o.ActionCooldown, cloudConfig); err != nil {
 		return nil, err
 	}
@@ -202,12 +219,14 @@ func (o *Options) Config() (*Config, error) {
 	return &Config{
 		Generic: generic,
 		Extra: ExtraConfig{
-			Kube:           kube,
-			CloudConfig:    cloudConfig,
-			NodeName:       o.NodeName,
-			LockNamespace:  o.LockNamespace,
-			ActionCooldown: o.ActionCooldown,
-			Identity:       identity,
+			Kube:              kube,
+			CloudConfig:       cloudConfig,
+			NodeName:          o.NodeName,
+			LockNamespace:     o.LockNamespace,
+			ActionCooldown:    o.ActionCooldown,
+			CompletionTimeout: o.CompletionTimeout,
+			Identity:          identity,
+			Policy:            pol,
 		},
 	}, nil
 }

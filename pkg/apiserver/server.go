@@ -17,12 +17,14 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/informers"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
+	"github.com/michael/k8s-cloud-node-manager/pkg/policy"
 	"github.com/michael/k8s-cloud-node-manager/pkg/registry/node"
 )
 
@@ -72,20 +74,48 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 			return strconv.ParseUint(l.ResourceVersion, 10, 64)
 		}),
 	}
+	// Each node's lastAction record (a Lease in the lock namespace),
+	// followed on every replica into the view.
+	history := &node.History{Client: c.Extra.Kube, Namespace: c.Extra.LockNamespace}
+	recordInformers := informers.NewSharedInformerFactoryWithOptions(c.Extra.Kube, 0,
+		informers.WithNamespace(c.Extra.LockNamespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = node.HistoryLabel }))
+	follower, err := node.NewFollower(&node.Follower{
+		History: history, Cache: nodeCache, Actions: node.Actions, Timeout: c.Extra.CompletionTimeout,
+	}, recordInformers.Coordination().V1().Leases().Informer())
+	if err != nil {
+		return nil, err
+	}
+
+	locker := &node.LeaseLocker{
+		Client:    c.Extra.Kube,
+		Namespace: c.Extra.LockNamespace,
+		Identity:  c.Extra.Identity,
+	}
 	actionConfig := node.ActionConfig{
-		Client:  c.Extra.Kube,
-		Drivers: drivers,
-		Locker: &node.LeaseLocker{
-			Client:    c.Extra.Kube,
-			Namespace: c.Extra.LockNamespace,
-			Identity:  c.Extra.Identity,
-		},
+		Client:        c.Extra.Kube,
+		Drivers:       drivers,
+		Locker:        locker,
 		Recorder:      recorder,
 		Machines:      nodeCache,
 		DefaultRegion: c.defaultRegion,
 		SelfNodeName:  c.Extra.NodeName,
 		Cooldown:      c.Extra.ActionCooldown,
+		History:       history,
 	}
+	// The policy's budgets live beside the node locks; a node counts as
+	// under an action until its lastAction has left Requested.
+	pol := c.Extra.Policy
+	if pol != nil {
+		pol = pol.With(policy.Deps{
+			Client: c.Extra.Kube, Namespace: c.Extra.LockNamespace, Identity: c.Extra.Identity,
+			Tracker: policy.LastActionTracker{LastAction: nodeCache.LastAction, Lock: policy.LockTracker{Locker: locker}},
+			Nodes:   nodeCache.Nodes, Recorder: recorder,
+		})
+		actionConfig.Policy = pol
+	}
+	storage["budgets"] = policy.NewREST(pol)
+	policy.RegisterMetrics()
 	node.RegisterMetrics()
 	for _, a := range node.Actions {
 		storage["nodes/"+a.Name] = node.NewActionREST(a, actionConfig)
@@ -102,6 +132,9 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 			if !synced() {
 				return fmt.Errorf("the node cache has not loaded the Nodes yet")
 			}
+			if !follower.HasSynced() {
+				return fmt.Errorf("the nodes' lastAction records have not been read yet")
+			}
 			return nil
 		}),
 		authenticationReady(c.Generic.Authentication.RequestHeaderConfig),
@@ -111,6 +144,8 @@ func (c CompletedConfig) New(ctx context.Context) (*Server, error) {
 	}
 	gs.AddPostStartHookOrDie("start-node-informer", func(hookCtx genericapiserver.PostStartHookContext) error {
 		go nodeReflector.RunWithContext(hookCtx)
+		recordInformers.Start(hookCtx.Done())
+		go follower.Run(hookCtx)
 		broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.Extra.Kube.CoreV1().Events("")})
 		go func() {
 			<-hookCtx.Done()

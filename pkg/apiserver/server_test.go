@@ -674,7 +674,7 @@ func TestNodesView(t *testing.T) {
 	for _, c := range table.ColumnDefinitions {
 		cols = append(cols, c.Name)
 	}
-	if strings.Join(cols, ",") != "Name,Provider,Region,Zone,Instance,Ready,Age,Cloud-Error" || len(table.Rows) != 15 {
+	if strings.Join(cols, ",") != "Name,Provider,Region,Zone,Instance,Ready,Last-Action,Phase,Age,Cloud-Error" || len(table.Rows) != 15 {
 		t.Fatalf("unexpected table: columns %v, %d rows", cols, len(table.Rows))
 	}
 
@@ -688,7 +688,7 @@ func TestNodesView(t *testing.T) {
 	for _, res := range resources.APIResources {
 		verbs[res.Name] = strings.Join(res.Verbs, ",")
 	}
-	if verbs["nodes"] != "get,list,watch" || verbs["nodes/restart"] != "create" {
+	if verbs["nodes"] != "get,list,watch" || verbs["nodes/restart"] != "create" || verbs["nodes/stop"] != "create" || verbs["nodes/start"] != "create" {
 		t.Fatalf("unexpected discovery %v", verbs)
 	}
 	// OpenAPI v3 describes the group, for kubectl explain.
@@ -727,6 +727,16 @@ func TestNodesView(t *testing.T) {
 		if _, ok := v3.Components.Schemas[kind]; !ok {
 			t.Errorf("openapi v3 lacks %s", kind)
 		}
+	}
+	// stop and start publish their own kinds, each with the common fields.
+	for action, kind := range map[string]string{"stop": "io.michael.infraops.v1.StopOptions", "start": "io.michael.infraops.v1.StartOptions"} {
+		ref := v3.Paths["/apis/infraops.michael.io/v1/nodes/{name}/"+action].Post.RequestBody.Content["application/json"].Schema.Ref
+		if ref != "#/components/schemas/"+kind || !bytes.Contains(v3.Components.Schemas[kind], []byte(`"nodeUID"`)) {
+			t.Errorf("openapi v3: %s body is %q", action, ref)
+		}
+	}
+	if !bytes.Contains(v3.Components.Schemas["io.michael.infraops.v1.StopOptions"], []byte(`"stopCharging"`)) {
+		t.Errorf("openapi v3: StopOptions lacks stopCharging")
 	}
 	r = h.do(http.MethodGet, "/openapi/v2", "alice", "")
 	if r.code != http.StatusOK || !bytes.Contains(r.body, []byte(`"#/definitions/`+restartOptions+`"`)) {

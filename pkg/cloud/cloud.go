@@ -14,7 +14,9 @@
 //     provider name in API objects, events and metrics.
 //   - Schemes: the providerID schemes it owns ("aws"; "qcloud" and
 //     "tencentcloud"). pkg/cloud/providers picks the cloud by scheme and
-//     hands it the whole providerID once.
+//     hands it the whole providerID once. A cloud whose providerIDs may
+//     also come without a scheme (ACK's <region>.<instance-id>) implements
+//     BareProviderIDs as well, and is handed the IDs it claims.
 //   - Resolve: providerID, Node labels and the config's default region in,
 //     Instance out, in one pass: parse and validate every providerID form
 //     the cloud writes, then find the region (labels, zone, default). The
@@ -139,6 +141,11 @@ type RebootOptions struct {
 type StopOptions struct {
 	// Mode is one of the cloud's stop modes; "" asks for its default.
 	Mode Mode
+	// StopCharging asks a cloud that bills stopped instances by default
+	// (Tencent CVM: StoppedMode KEEP_CHARGING) to stop billing the
+	// instance's compute (STOP_CHARGING). Clouds that never bill a stopped
+	// instance's compute (EC2, GCE) have nothing to do for it.
+	StopCharging bool
 	// DryRun asks whether the stop would be allowed, and changes nothing.
 	DryRun bool
 }
@@ -240,6 +247,18 @@ type Provider interface {
 	// bundle) now, so a bad config stops the server at start; network
 	// work (credentials, clients) waits for the first call.
 	NewDriver(ctx context.Context, cfg ProviderConfig) (Driver, error)
+}
+
+// BareProviderIDs is the optional capability of a Provider whose
+// providerIDs may also be written without a scheme: ACK starts its
+// kubelets with --provider-id=<region>.<instance-id>. pkg/cloud/providers
+// offers a providerID with no "://" to the clouds that implement it, and
+// hands it whole to Resolve of the one that claims it; no two clouds may
+// claim the same ID. OwnsBare is a pure function, like Resolve: it claims
+// the IDs that are meant as this cloud's (even malformed ones, so that
+// Resolve can say what is wrong with them), nothing else.
+type BareProviderIDs interface {
+	OwnsBare(providerID string) bool
 }
 
 // ModeNames joins modes for a message: "soft, hard".

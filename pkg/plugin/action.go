@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -46,9 +47,98 @@ type Action struct {
 	// the Params' values by flag name. Nil sends only the common options,
 	// which is how an action this plugin does not know yet is driven.
 	NewOptions func(common infraopsv1.ActionOptions, params map[string]string) runtime.Object
-	// Reboots says the machine boots again as part of the action, so
-	// --wait can tell it is over: the boot ID changes and Ready is True.
-	Reboots bool
+	// Until is what --wait waits for on the Node (GoalNone: no --wait).
+	Until Goal
+	// Drain is what --drain does around the action; zero: no --drain
+	// unless drainByName knows the action.
+	Drain DrainPolicy
+}
+
+// DrainPolicy is what --drain does after the action of a drained node.
+type DrainPolicy int
+
+const (
+	drainNone DrainPolicy = iota
+	// DrainUncordonWhenBack waits until the machine is back (new boot
+	// ID, Ready) and uncordons the node.
+	DrainUncordonWhenBack
+	// DrainStayCordoned leaves the node cordoned: the machine stays down,
+	// and pods scheduled to it would only wait there.
+	DrainStayCordoned
+)
+
+// drainByName are the actions that take a machine down, for an action the
+// server serves before this plugin has an entry for it (found through
+// discovery): drain them too.
+var drainByName = map[string]DrainPolicy{
+	"restart": DrainUncordonWhenBack,
+	"stop":    DrainStayCordoned,
+}
+
+func drainPolicyOf(a Action) DrainPolicy {
+	if a.Drain != drainNone {
+		return a.Drain
+	}
+	return drainByName[a.Name]
+}
+
+func drainAfterUsage(a Action) string {
+	switch drainPolicyOf(a) {
+	case DrainStayCordoned:
+		return "leaves the node cordoned after the action (uncordon it once the machine is started again)."
+	case DrainUncordonWhenBack:
+		return "waits (as --wait) until the node is back and Ready, then uncordons it."
+	}
+	return "waits until a restarted node is back and uncordons it, and leaves a stopped node cordoned."
+}
+
+// Goal is what --wait waits for on the core Node after the request.
+type Goal int
+
+const (
+	// GoalNone: the action has no --wait.
+	GoalNone Goal = iota
+	// GoalRebooted: a new boot ID and Ready (restart). Both are needed:
+	// Ready alone may never have turned false on a quick reboot, and a
+	// new boot ID comes with Ready=False until the kubelet is up.
+	GoalRebooted
+	// GoalNotReady: the Ready condition is no longer True (stop).
+	GoalNotReady
+	// GoalReady: Ready, after not being Ready at the request, or with a
+	// new boot ID (start).
+	GoalReady
+)
+
+// done tells whether the node has reached the goal.
+func (g Goal) done(s bootState, readyBefore corev1.ConditionStatus) bool {
+	switch g {
+	case GoalRebooted:
+		return s.Rebooted && s.Ready == corev1.ConditionTrue
+	case GoalNotReady:
+		return s.Ready != corev1.ConditionTrue
+	case GoalReady:
+		return s.Ready == corev1.ConditionTrue && (readyBefore != corev1.ConditionTrue || s.Rebooted)
+	}
+	return false
+}
+
+// waitHelp is --wait's help.
+func (g Goal) waitHelp() string {
+	switch g {
+	case GoalNotReady:
+		return "After the request is accepted, wait until the node is NotReady (the machine is down)."
+	case GoalReady:
+		return "After the request is accepted, wait until the node is Ready."
+	}
+	return "After the request is accepted, wait until the node has booted again (its boot ID changed) and is Ready."
+}
+
+// progress names what --wait is waiting for, for its progress lines.
+func (g Goal) progress() string {
+	if g == GoalNotReady {
+		return "go down"
+	}
+	return "come back"
 }
 
 // Restart is POST nodes/{name}/restart.
@@ -70,11 +160,50 @@ var Restart = Action{
 			Mode:          infraopsv1.RestartMode(params["mode"]),
 		}
 	},
-	Reboots: true,
+	Until: GoalRebooted,
+	Drain: DrainUncordonWhenBack,
+}
+
+// Stop is POST nodes/{name}/stop.
+var Stop = Action{
+	Name:  "stop",
+	Kind:  "StopOptions",
+	Short: "Stop the cloud machines behind nodes (they keep their disks and can be started again)",
+	Params: []Param{{
+		Flag:    "mode",
+		Usage:   "How to stop: soft shuts the OS down cleanly, hard powers the machine off.",
+		Values:  []string{string(infraopsv1.StopModeSoft), string(infraopsv1.StopModeHard)},
+		Default: string(infraopsv1.StopModeSoft),
+	}, {
+		Flag:    "stop-charging",
+		Usage:   "Tencent Cloud: stop billing the stopped instance (StoppedMode STOP_CHARGING); other clouds never bill a stopped machine's compute.",
+		Values:  []string{"false", "true"},
+		Default: "false",
+	}},
+	NewOptions: func(common infraopsv1.ActionOptions, params map[string]string) runtime.Object {
+		return &infraopsv1.StopOptions{
+			ActionOptions: common,
+			Mode:          infraopsv1.StopMode(params["mode"]),
+			StopCharging:  params["stop-charging"] == "true",
+		}
+	},
+	Until: GoalNotReady,
+	Drain: DrainStayCordoned,
+}
+
+// Start is POST nodes/{name}/start.
+var Start = Action{
+	Name:  "start",
+	Kind:  "StartOptions",
+	Short: "Start the stopped cloud machines behind nodes",
+	NewOptions: func(common infraopsv1.ActionOptions, _ map[string]string) runtime.Object {
+		return &infraopsv1.StartOptions{ActionOptions: common}
+	},
+	Until: GoalReady,
 }
 
 // Actions are the actions this plugin knows the options of.
-var Actions = []Action{Restart}
+var Actions = []Action{Restart, Stop, Start}
 
 // LookupAction returns the known action of that name.
 func LookupAction(name string) (Action, bool) {

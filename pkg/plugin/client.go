@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 
@@ -67,6 +68,9 @@ func (c *groupClient) act(ctx context.Context, action, node string, body runtime
 		Name(node).
 		SubResource(action).
 		SetHeader("Content-Type", runtime.ContentTypeJSON).
+		// client-go would retry a 429 with Retry-After by itself, ten
+		// times, silently; the runner retries it and says so.
+		MaxRetries(0).
 		Body(data).
 		Do(ctx).
 		Into(answer)
@@ -152,4 +156,25 @@ func resolveAction(d discovery.DiscoveryInterface, name string) (Action, error) 
 		return a, nil
 	}
 	return discoveredAction(name, served[i].Kind), nil
+}
+
+// get reads one of the group's nodes.
+func (c *groupClient) get(ctx context.Context, node string) (*infraopsv1.Node, error) {
+	n := &infraopsv1.Node{}
+	err := c.rest.Get().Resource("nodes").Name(node).Do(ctx).Into(n)
+	return n, err
+}
+
+// viewNodes is the group's nodes as a list-watch source for --wait.
+type viewNodes struct{ c *groupClient }
+
+func (v viewNodes) List(ctx context.Context, opts metav1.ListOptions) (*infraopsv1.NodeList, error) {
+	list := &infraopsv1.NodeList{}
+	err := v.c.rest.Get().Resource("nodes").VersionedParams(&opts, metav1.ParameterCodec).Do(ctx).Into(list)
+	return list, err
+}
+
+func (v viewNodes) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	opts.Watch = true
+	return v.c.rest.Get().Resource("nodes").VersionedParams(&opts, metav1.ParameterCodec).Watch(ctx)
 }

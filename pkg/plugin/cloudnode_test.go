@@ -13,38 +13,38 @@ import (
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 )
 
-// withStop makes the server also serve nodes/stop, an action this plugin
+// withHibernate makes the server also serve nodes/hibernate, an action this plugin
 // has no entry for.
-func withStop(f *fakeServer) *fakeServer {
-	f.actions = append(f.actions, servedAction{Name: "stop", Kind: "StopOptions"})
+func withHibernate(f *fakeServer) *fakeServer {
+	f.actions = append(f.actions, servedAction{Name: "hibernate", Kind: "HibernateOptions"})
 	return f
 }
 
 func TestCloudnodeRunsKnownAndDiscoveredActions(t *testing.T) {
-	f := withStop(newFakeServer(t, node("n1", "uid-1", nil)))
+	f := withHibernate(newFakeServer(t, node("n1", "uid-1", nil)))
 
 	r := f.run(t, testDeps(nil), "", "kubectl-cloudnode", "restart", "n1", "--mode", "hard")
 	if r.code != 0 {
 		t.Fatalf("cloudnode restart: exit %d, stderr:\n%s", r.code, r.errOut)
 	}
-	r = f.run(t, testDeps(nil), "", "kubectl-cloudnode", "stop", "n1", "--reason", "save money", "--dry-run=server")
+	r = f.run(t, testDeps(nil), "", "kubectl-cloudnode", "hibernate", "n1", "--reason", "save money", "--dry-run=server")
 	if r.code != 0 {
-		t.Fatalf("cloudnode stop: exit %d, stderr:\n%s", r.code, r.errOut)
+		t.Fatalf("cloudnode hibernate: exit %d, stderr:\n%s", r.code, r.errOut)
 	}
-	if want := "node.infraops.michael.io/n1 stop requested (aws i-n1 in us-east-1, cloud request req-n1) (server dry run)\n"; r.out != want {
+	if want := "node.infraops.michael.io/n1 hibernate requested (aws i-n1 in us-east-1, cloud request req-n1) (server dry run)\n"; r.out != want {
 		t.Errorf("stdout %q, want %q", r.out, want)
 	}
 	// The same binary under the action's own name.
-	r = f.run(t, testDeps(nil), "", "kubectl-stop", "n1")
+	r = f.run(t, testDeps(nil), "", "kubectl-hibernate", "n1")
 	if r.code != 0 {
-		t.Fatalf("kubectl-stop: exit %d, stderr:\n%s", r.code, r.errOut)
+		t.Fatalf("kubectl-hibernate: exit %d, stderr:\n%s", r.code, r.errOut)
 	}
 
 	posts := f.Posts()
 	want := []post{
 		{Node: "n1", Action: "restart", Body: map[string]any{"apiVersion": "infraops.michael.io/v1", "kind": "RestartOptions", "mode": "hard"}},
-		{Node: "n1", Action: "stop", Body: map[string]any{"apiVersion": "infraops.michael.io/v1", "kind": "StopOptions", "reason": "save money", "dryRun": []any{"All"}}},
-		{Node: "n1", Action: "stop", Body: map[string]any{"apiVersion": "infraops.michael.io/v1", "kind": "StopOptions"}},
+		{Node: "n1", Action: "hibernate", Body: map[string]any{"apiVersion": "infraops.michael.io/v1", "kind": "HibernateOptions", "reason": "save money", "dryRun": []any{"All"}}},
+		{Node: "n1", Action: "hibernate", Body: map[string]any{"apiVersion": "infraops.michael.io/v1", "kind": "HibernateOptions"}},
 	}
 	if !reflect.DeepEqual(posts, want) {
 		t.Errorf("posts\n%+v\nwant\n%+v", posts, want)
@@ -52,12 +52,12 @@ func TestCloudnodeRunsKnownAndDiscoveredActions(t *testing.T) {
 }
 
 func TestCloudnodeRefusesUnservedActions(t *testing.T) {
-	f := withStop(newFakeServer(t, node("n1", "uid-1", nil)))
+	f := withHibernate(newFakeServer(t, node("n1", "uid-1", nil)))
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{args: []string{"reboot", "n1"}, want: `error: the server has no node action "reboot"; it serves: restart, stop`},
+		{args: []string{"reboot", "n1"}, want: `error: the server has no node action "reboot"; it serves: hibernate, restart`},
 		{args: nil, want: "error: you must specify an action, e.g. kubectl cloudnode restart NODE; see 'kubectl cloudnode --help'"},
 	} {
 		r := f.run(t, testDeps(nil), "", "kubectl-cloudnode", tc.args...)
@@ -77,7 +77,7 @@ func TestCloudnodeRefusesUnservedActions(t *testing.T) {
 }
 
 // staleDiscovery is a cached discovery client whose cache predates the
-// server's stop action.
+// server's hibernate action.
 type staleDiscovery struct {
 	discovery.CachedDiscoveryInterface
 	fresh, invalidated bool
@@ -93,19 +93,19 @@ func (d *staleDiscovery) ServerResourcesForGroupVersion(string) (*metav1.APIReso
 		{Name: "nodes/status", Kind: "Node", Verbs: []string{"get"}},
 	}}
 	if d.invalidated {
-		l.APIResources = append(l.APIResources, metav1.APIResource{Name: "nodes/stop", Kind: "StopOptions", Verbs: []string{"create"}})
+		l.APIResources = append(l.APIResources, metav1.APIResource{Name: "nodes/hibernate", Kind: "HibernateOptions", Verbs: []string{"create"}})
 	}
 	return l, nil
 }
 
 func TestResolveActionRefreshesAStaleCache(t *testing.T) {
 	d := &staleDiscovery{}
-	a, err := resolveAction(d, "stop")
+	a, err := resolveAction(d, "hibernate")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !d.invalidated || a.Name != "stop" || a.Kind != "StopOptions" || a.NewOptions != nil || a.Reboots {
-		t.Fatalf("resolved %+v (invalidated=%v), want the discovered stop with the common options", a, d.invalidated)
+	if !d.invalidated || a.Name != "hibernate" || a.Kind != "HibernateOptions" || a.NewOptions != nil || a.Until != GoalNone {
+		t.Fatalf("resolved %+v (invalidated=%v), want the discovered hibernate with the common options", a, d.invalidated)
 	}
 	d = &staleDiscovery{}
 	if a, err := resolveAction(d, "restart"); err != nil || d.invalidated || a.NewOptions == nil {
@@ -117,10 +117,10 @@ func TestResolveActionRefreshesAStaleCache(t *testing.T) {
 }
 
 func TestDiscoveredActionBody(t *testing.T) {
-	a := discoveredAction("stop", "")
+	a := discoveredAction("hibernate", "")
 	body := a.body(infraopsv1.ActionOptions{Reason: "r", NodeUID: "u"}, nil)
 	got, ok := body.(*commonOptions)
-	if !ok || got.Kind != "StopOptions" || got.APIVersion != "infraops.michael.io/v1" || got.Reason != "r" || got.NodeUID != "u" {
+	if !ok || got.Kind != "HibernateOptions" || got.APIVersion != "infraops.michael.io/v1" || got.Reason != "r" || got.NodeUID != "u" {
 		t.Fatalf("body %#v", body)
 	}
 	if cp := body.DeepCopyObject().(*commonOptions); !reflect.DeepEqual(cp, got) {
@@ -144,7 +144,7 @@ func (f *fakeServer) complete(t *testing.T, binary string, args ...string) []str
 
 func TestCompletion(t *testing.T) {
 	// In name order, as the server lists them.
-	f := withStop(newFakeServer(t, node("m1", "uid-3", nil), node("n1", "uid-1", nil), node("n2", "uid-2", nil)))
+	f := withHibernate(newFakeServer(t, node("m1", "uid-3", nil), node("n1", "uid-1", nil), node("n2", "uid-2", nil)))
 	for _, tc := range []struct {
 		binary string
 		args   []string
@@ -157,7 +157,7 @@ func TestCompletion(t *testing.T) {
 		{binary: "kubectl-restart", args: []string{"-o", ""}, want: []string{"json", "name", "yaml", ":4"}},
 		{binary: "kubectl-restart", args: []string{"--context", ""}, want: []string{"fake", ":4"}},
 		{binary: "kubectl-cloudnode", args: []string{"restart", "m"}, want: []string{"m1", ":4"}},
-		{binary: "kubectl-cloudnode", args: []string{"stop", "n2", "n"}, want: []string{"n1", ":4"}},
+		{binary: "kubectl-cloudnode", args: []string{"hibernate", "n2", "n"}, want: []string{"n1", ":4"}},
 	} {
 		if got := f.complete(t, tc.binary, tc.args...); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s __complete %q = %q, want %q", tc.binary, tc.args, got, tc.want)
@@ -165,7 +165,7 @@ func TestCompletion(t *testing.T) {
 	}
 	// The action: the subcommands, and what discovery adds.
 	got := f.complete(t, "kubectl-cloudnode", "")
-	for _, want := range []string{"restart\tRestart the cloud machines behind nodes", "stop", ":4"} {
+	for _, want := range []string{"restart\tRestart the cloud machines behind nodes", "hibernate", ":4"} {
 		found := false
 		for _, g := range got {
 			found = found || g == want

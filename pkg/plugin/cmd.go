@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/signal"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -66,11 +68,17 @@ func NewCommand(binary string, streams genericiooptions.IOStreams) (*cobra.Comma
 	return newCommand(binary, streams, defaultDeps())
 }
 
-// deps is what tests replace: the core Nodes client --wait uses, and the
-// clock of the progress lines.
+// deps is what tests replace: the core Nodes client --wait uses, the
+// clientset --drain uses, the clock of the progress lines and whether
+// ErrOut is a terminal.
 type deps struct {
 	nodes func(*rest.Config) (corev1client.NodeInterface, error)
+	kube  func(*rest.Config) (kubernetes.Interface, error)
 	now   func() time.Time
+	// terminal is ErrOut's width when it is a terminal.
+	terminal func(io.Writer) (int, bool)
+	// evictRetryDelay is the pause between refused evictions.
+	evictRetryDelay time.Duration
 }
 
 func defaultDeps() deps {
@@ -82,7 +90,12 @@ func defaultDeps() deps {
 			}
 			return c.Nodes(), nil
 		},
-		now: time.Now,
+		kube: func(cfg *rest.Config) (kubernetes.Interface, error) {
+			return kubernetes.NewForConfig(cfg)
+		},
+		now:             time.Now,
+		terminal:        terminalWidth,
+		evictRetryDelay: evictRetryDelay,
 	}
 }
 
@@ -262,7 +275,13 @@ func (c *cli) run(ctx context.Context, o *Options, args []string) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	r := &runner{Options: o, now: c.deps.now}
+	r := &runner{Options: o, now: c.deps.now, evictRetryDelay: c.deps.evictRetryDelay}
+	r.rep = &reporter{out: o.Out, errOut: o.ErrOut, now: c.deps.now, events: o.Output == OutputJSON && o.streaming()}
+	if c.deps.terminal != nil {
+		if w, ok := c.deps.terminal(o.ErrOut); ok {
+			r.rep.width = w
+		}
+	}
 	if o.Selector != "" || o.dryRun != DryRunClient {
 		cfg, err := c.restConfig()
 		if err != nil {
@@ -271,7 +290,12 @@ func (c *cli) run(ctx context.Context, o *Options, args []string) error {
 		if r.group, err = newGroupClient(cfg); err != nil {
 			return err
 		}
-		if o.Wait {
+		if o.Drain.Enabled {
+			if r.kube, err = c.deps.kube(cfg); err != nil {
+				return err
+			}
+		}
+		if o.Wait || o.Drain.Enabled {
 			if r.nodes, err = c.deps.nodes(cfg); err != nil {
 				return err
 			}
@@ -295,14 +319,72 @@ time, and each node's UID is sent as a precondition, so a node recreated
 under the same name since it was listed is left alone. When more than one
 node would be affected, the command asks first (the answer is read from
 stdin) unless --yes is given; a dry run changes nothing and does not ask.`, a.Short, groupVersion(), a.Name)
-	if a.Reboots {
+	s += `
+
+A refusal that says when to come back (429 TooManyRequests, such as a
+disruption budget of the server's policy, or a 409 with Retry-After that is
+not the node's own lock) is retried then, up to --timeout per node.`
+	switch a.Until {
+	case GoalRebooted:
 		s += `
 
 With --wait, each node is watched after the request until the machine has
 booted again (status.nodeInfo.bootID changed) and the node is Ready, up to
---timeout per node; a node that does not come back stops the rollout.`
+--timeout per node; a node that does not come back stops the rollout
+(unless --continue-on-error).`
+	case GoalNotReady:
+		s += `
+
+With --wait, each node is watched after the request until it is NotReady
+(the machine is down), up to --timeout per node.`
+	case GoalReady:
+		s += `
+
+With --wait, each node is watched after the request until it is Ready, up
+to --timeout per node; a node that does not come back stops the rollout.`
 	}
+	if p := drainPolicyOf(a); p != drainNone || a.Name == "" {
+		s += `
+
+With --drain, each node is first checked with a server dry run of the
+action, then cordoned, and its pods evicted with kubectl's drain library:
+PodDisruptionBudgets are respected, DaemonSet pods are left alone, and
+--delete-emptydir-data, --force, --grace-period and --pod-selector mean what
+they mean to kubectl drain. A drain that does not finish within
+--drain-timeout stops with the pods and PodDisruptionBudgets that held it;
+the node is uncordoned (unless --keep-cordoned) and not acted on (unless
+--force-undrained). Ctrl-C during a drain uncordons the node. After the
+action, --drain ` + drainAfterUsage(a) + `
+
+With -l, nodes are drained, acted on, waited for and uncordoned
+--max-in-flight at a time; the first failure stops the rollout unless
+--continue-on-error, and a summary counts the nodes done, failed and skipped.
+
+Permissions: --drain runs with your credentials. It checks these rules
+(cluster-wide) before it cordons anything and names the ones you lack:
+` + drainRBACHelp(actionOrPlaceholder(a))
+	}
+	s += `
+
+With --random N (and -l), N nodes are picked at random from those the
+selector matches, shown, and acted on after confirmation (unless --yes), with
+the usual --max-in-flight, --drain and --wait. --seed replays a pick; each of
+--count rounds, --interval apart, picks anew. A selector that matches fewer
+than N nodes is refused.
+
+With -o json, a run that follows nodes (--wait, --drain, --random) prints one
+JSON event per line as it happens (Cordoned, Evicting, Evicted, Drained,
+Retrying, Requested, Waiting, Back, Uncordoned, LeftCordoned, Failed,
+Picked, Summary) instead of the NodeActions at the end. On a terminal, the
+state of the nodes being waited for is one line that updates in place.`
 	return s
+}
+
+func actionOrPlaceholder(a Action) string {
+	if a.Name == "" {
+		return "<action>"
+	}
+	return a.Name
 }
 
 func examples(display string, a Action) string {
@@ -319,10 +401,23 @@ func examples(display string, a Action) string {
 			fmt.Sprintf("  # Use --%s %s", p.Flag, p.Values[len(p.Values)-1]),
 			fmt.Sprintf("  %s 172.16.0.13 --%s %s", display, p.Flag, p.Values[len(p.Values)-1]))
 	}
-	if a.Reboots {
+	if a.Until == GoalRebooted {
 		lines = append(lines, "",
 			"  # One node pool, two nodes at a time, each waited for until it is back and Ready",
 			fmt.Sprintf("  %s -l pool=workers --wait --max-in-flight 2 --yes", display))
+	}
+	if drainPolicyOf(a) != drainNone {
+		lines = append(lines, "",
+			"  # Drain first (PodDisruptionBudgets respected, at most 2m), then act; uncordoned when back",
+			fmt.Sprintf("  %s ip-10-0-1-23.ec2.internal --drain --drain-timeout 2m --delete-emptydir-data", display),
+			"",
+			"  # A rolling maintenance of a pool, one node at a time, going on past failures",
+			fmt.Sprintf("  %s -l pool=workers --drain --continue-on-error --yes", display))
+	}
+	if a.Until == GoalRebooted {
+		lines = append(lines, "",
+			"  # Chaos: 2 random nodes of the pool, 3 rounds 10 minutes apart; --seed replays the picks",
+			fmt.Sprintf("  %s -l pool=workers --random 2 --count 3 --interval 10m --seed 42 --wait", display))
 	} else {
 		lines = append(lines, "",
 			"  # Every node of a pool, without the confirmation prompt",

@@ -15,6 +15,8 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 )
 
 // bootState is what --wait looks at on the core Node.
@@ -24,8 +26,6 @@ type bootState struct {
 	// Ready is the status of the Ready condition.
 	Ready corev1.ConditionStatus
 }
-
-func (s bootState) done() bool { return s.Rebooted && s.Ready == corev1.ConditionTrue }
 
 func (s bootState) String() string {
 	boot := "boot ID unchanged"
@@ -55,11 +55,30 @@ type rebootWait struct {
 	// UID is the node restarted; a node of the same name with another UID
 	// is a new node, not this one back.
 	UID types.UID
-	// BootIDBefore is status.nodeInfo.bootID read before the request.
+	// BootIDBefore and ReadyBefore are status.nodeInfo.bootID and the
+	// Ready condition read before the request.
 	BootIDBefore string
+	ReadyBefore  corev1.ConditionStatus
+	// Goal is what the wait is for; GoalNone means GoalRebooted.
+	Goal Goal
 	// Progress receives the state each time it changes.
 	Progress func(bootState)
+	// View, when set, is watched instead of the core Node: the group's
+	// node carries the same boot ID and Ready, and status.lastAction,
+	// whose phase ends the wait when it is the record of Answer. Nodes is
+	// then unused.
+	View   viewSource
+	Answer *infraopsv1.NodeAction
 }
+
+// viewSource lists and watches the group's nodes (viewNodes; tests fake it).
+type viewSource interface {
+	List(ctx context.Context, opts metav1.ListOptions) (*infraopsv1.NodeList, error)
+	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+}
+
+// errActionEnded is an action the server followed to Failed or TimedOut.
+var errActionEnded = errors.New("the action did not complete")
 
 // errNodeGone is returned when the node is deleted or replaced while
 // waiting: the machine may be back, but not as this node.
@@ -72,6 +91,9 @@ var errNodeGone = errors.New("node is gone")
 // missed on a long reboot.
 func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 	selector := fields.OneTermEqualSelector(metav1.ObjectNameField, w.Name).String()
+	if w.View != nil {
+		return w.waitView(ctx, selector)
+	}
 	// The reflector streams the initial state with a watch-list when the
 	// client can; fakes say through the client that they cannot.
 	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
@@ -138,9 +160,104 @@ func (w rebootWait) wait(ctx context.Context) (*corev1.Node, error) {
 			state = last.String()
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fmt.Errorf("timed out waiting for %s to come back (%s)", resourceName(w.Name), state)
+			return nil, fmt.Errorf("timed out waiting for %s to %s (%s)", resourceName(w.Name), w.Goal.progress(), state)
 		}
-		return nil, fmt.Errorf("stopped waiting for %s to come back (%s): %w", resourceName(w.Name), state, ctx.Err())
+		return nil, fmt.Errorf("stopped waiting for %s to %s (%s): %w", resourceName(w.Name), w.Goal.progress(), state, ctx.Err())
+	}
+	return done, err
+}
+
+// waitView is wait on the group's node: the same progress from its
+// status.bootID and status.ready, and the end from status.lastAction when
+// it is the answer's record (the server judged it), else from the goal.
+func (w rebootWait) waitView(ctx context.Context, selector string) (*corev1.Node, error) {
+	// The server serves watch-list; a source that cannot says so.
+	lw := cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.FieldSelector = selector
+			return w.View.List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = selector
+			return w.View.Watch(ctx, opts)
+		},
+	}, w.View)
+	var (
+		last *bootState
+		done *corev1.Node
+	)
+	report := func(s bootState) {
+		if last == nil || *last != s {
+			last = &s
+			if w.Progress != nil {
+				w.Progress(s)
+			}
+		}
+	}
+	check := func(v *infraopsv1.Node) (bool, error) {
+		if w.UID != "" && v.UID != w.UID {
+			return false, fmt.Errorf("%s: %w (recreated: UID %s, was %s)", resourceName(w.Name), errNodeGone, v.UID, w.UID)
+		}
+		n := &corev1.Node{ObjectMeta: v.ObjectMeta}
+		n.Status.NodeInfo.BootID = v.Status.BootID
+		ready := corev1.ConditionStatus(v.Status.Ready)
+		if ready == "" {
+			ready = corev1.ConditionUnknown
+		}
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: ready}}
+		s := stateOf(n, w.BootIDBefore)
+		report(s)
+		if la := v.Status.LastAction; la != nil && w.Answer != nil && la.Action == w.Answer.Action && la.CloudRequestID == w.Answer.CloudRequestID {
+			switch la.Phase {
+			case infraopsv1.ActionCompleted:
+				done = n
+				return true, nil
+			case infraopsv1.ActionFailed, infraopsv1.ActionTimedOut:
+				return false, fmt.Errorf("%s: the server says the %s %s: %s: %w", resourceName(w.Name), la.Action, la.Phase, la.Message, errActionEnded)
+			}
+			return false, nil
+		}
+		goal := w.Goal
+		if goal == GoalNone {
+			goal = GoalRebooted
+		}
+		if goal.done(s, w.ReadyBefore) {
+			done = n
+			return true, nil
+		}
+		return false, nil
+	}
+	_, err := watchtools.UntilWithSync(ctx, lw, &infraopsv1.Node{}, func(store cache.Store) (bool, error) {
+		obj, exists, err := store.GetByKey(w.Name)
+		if err != nil {
+			return false, err
+		}
+		if !exists {
+			return false, fmt.Errorf("%s: %w (deleted)", resourceName(w.Name), errNodeGone)
+		}
+		return check(obj.(*infraopsv1.Node))
+	}, func(ev watch.Event) (bool, error) {
+		switch ev.Type {
+		case watch.Deleted:
+			return false, fmt.Errorf("%s: %w (deleted)", resourceName(w.Name), errNodeGone)
+		case watch.Error:
+			return false, apierrors.FromObject(ev.Object)
+		}
+		v, ok := ev.Object.(*infraopsv1.Node)
+		if !ok || v.Name != w.Name {
+			return false, nil
+		}
+		return check(v)
+	})
+	if err != nil && ctx.Err() != nil {
+		state := "nothing seen yet"
+		if last != nil {
+			state = last.String()
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("timed out waiting for %s to %s (%s)", resourceName(w.Name), w.Goal.progress(), state)
+		}
+		return nil, fmt.Errorf("stopped waiting for %s to %s (%s): %w", resourceName(w.Name), w.Goal.progress(), state, ctx.Err())
 	}
 	return done, err
 }
@@ -153,8 +270,13 @@ func (w rebootWait) check(n *corev1.Node, report func(bootState), done **corev1.
 	}
 	s := stateOf(n, w.BootIDBefore)
 	report(s)
-	if s.done() {
+	goal := w.Goal
+	if goal == GoalNone {
+		goal = GoalRebooted
+	}
+	ok := goal.done(s, w.ReadyBefore)
+	if ok {
 		*done = n
 	}
-	return s.done(), nil
+	return ok, nil
 }

@@ -263,7 +263,7 @@ func TestWaitFailureStopsTheRollout(t *testing.T) {
 	if posts := f.Posts(); len(posts) != 1 || posts[0].Node != "n1" {
 		t.Fatalf("posts %+v: after a failure with --wait no other node may be restarted", posts)
 	}
-	if !strings.HasSuffix(r.errOut, "3 requested, 1 failed, 2 not attempted\n") {
+	if !strings.HasSuffix(r.errOut, "0 done, 1 failed, 2 skipped\n") {
 		t.Errorf("stderr does not end in the summary:\n%s", r.errOut)
 	}
 }

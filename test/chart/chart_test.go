@@ -39,15 +39,21 @@ var wantServerClusterRules = []string{
 	"|nodes|watch|",
 }
 
-// The per-node lock Leases (pkg/registry/node/lock.go).
+// The per-node lock Leases (pkg/registry/node/lock.go), lastAction
+// records (history.go: list and watch feed every replica's view) and the
+// policy's budget slots (pkg/policy, listed by label).
 var wantLeaseRules = []string{
 	"coordination.k8s.io|leases|create|",
 	"coordination.k8s.io|leases|delete|",
 	"coordination.k8s.io|leases|get|",
+	"coordination.k8s.io|leases|list|",
 	"coordination.k8s.io|leases|update|",
+	"coordination.k8s.io|leases|watch|",
 }
 
 var wantViewRules = []string{
+	group + "|budgets|get|",
+	group + "|budgets|list|",
 	group + "|nodes|get|",
 	group + "|nodes|list|",
 	group + "|nodes|watch|",
@@ -511,6 +517,18 @@ func checkUserRBAC(t *testing.T, m manifest) {
 	if got := rbacRules(t, restarter); !slices.Equal(got, wantRestarterRules) {
 		t.Fatalf("node-restarter grants %v", got)
 	}
+	// stop and start each have a role of their own, never aggregated.
+	for role, want := range map[string]string{"-node-stopper": group + "|nodes/stop|create|", "-node-starter": group + "|nodes/start|create|"} {
+		r := m.get(t, "ClusterRole", fullname+role)
+		for k := range r.GetLabels() {
+			if strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") {
+				t.Fatalf("%s is aggregated (%s)", role, k)
+			}
+		}
+		if got := rbacRules(t, r); !slices.Equal(got, []string{want}) {
+			t.Fatalf("%s grants %v", role, got)
+		}
+	}
 	// Nothing else in the chart grants the restart.
 	for _, kind := range []string{"ClusterRole", "Role"} {
 		for _, r := range m.all(kind) {
@@ -536,7 +554,7 @@ func checkCloudConfig(t *testing.T, m manifest) {
 	if err != nil {
 		t.Fatalf("the server refuses the chart's cloud config: %v\n%s", err, data)
 	}
-	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud} {
+	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, "alibabacloud"} {
 		if !cfg.Providers[p].Enabled {
 			t.Fatalf("provider %s not enabled by default", p)
 		}

@@ -8,7 +8,49 @@ import (
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
+	"github.com/michael/k8s-cloud-node-manager/pkg/policy"
 )
+
+// TestPolicy: a policy in the values is the --policy-config file the
+// server reads (and accepts); without one there is neither file nor flag.
+func TestPolicy(t *testing.T) {
+	argsOf := func(m manifest) []string {
+		d := m.get(t, "Deployment", fullname)
+		c := slice(t, mapOf(t, d.Object, "spec", "template", "spec"), "containers")[0].(map[string]any)
+		return strs(c["args"])
+	}
+	const flag = "--policy-config=/etc/k8s-cloud-node-manager/policy.yaml"
+	m := render(t, `
+policy:
+  underActionBound: 20m
+  optOuts: {karpenterDoNotDisrupt: true}
+  budgets:
+    - {name: cluster, maxUnderAction: 3}
+    - {name: per-zone, groupBy: topology.kubernetes.io/zone, maxUnderAction: 1}
+    - {name: workers-ready, selector: pool=workers, minReady: "80%"}
+  windows:
+    - {name: nights, selector: pool=workers, actions: [restart], schedule: ["Mon-Fri 02:00-05:00 Europe/Berlin"]}
+    - {name: dev, selector: pool=dev, schedule: [always]}
+`)
+	if !slices.Contains(argsOf(m), flag) {
+		t.Fatalf("no %s in %v", flag, argsOf(m))
+	}
+	data := str(t, m.get(t, "ConfigMap", fullname+"-config").Object, "data", "policy.yaml")
+	p, err := policy.Parse([]byte(data))
+	if err != nil {
+		t.Fatalf("the server refuses the chart's policy: %v\n%s", err, data)
+	}
+	if p.Bound() != 20*time.Minute {
+		t.Fatalf("underActionBound %s", p.Bound())
+	}
+	def := render(t, "")
+	if slices.Contains(argsOf(def), flag) {
+		t.Fatal("--policy-config without a policy")
+	}
+	if _, ok := mapOf(t, def.get(t, "ConfigMap", fullname+"-config").Object, "data")["policy.yaml"]; ok {
+		t.Fatal("policy.yaml without a policy")
+	}
+}
 
 // TestRestarterAndViewerBindings: each restarters entry is a binding to
 // node-restarter, or, with resourceNames, to a ClusterRole of its own
@@ -81,9 +123,11 @@ cloudConfig:
 credentials:
   aws: {existingSecret: aws-keys, sessionTokenKey: token}
   tencentcloud: {existingSecret: tc-keys, secretIdKey: id, secretKeyKey: key}
+  alibabacloud: {existingSecret: ali-keys}
 serviceAccount:
   annotations:
     eks.amazonaws.com/role-arn: arn:aws:iam::111122223333:role/cnm
+    pod-identity.alibabacloud.com/role-name: cnm
 image: {repository: registry.example/cnm, tag: v9.9.9, pullPolicy: Always}
 imagePullSecrets: [{name: pull}]
 nodeSelector: {kubernetes.io/os: linux}
@@ -107,18 +151,21 @@ audit: {enabled: true}
 		}
 	}
 	wantEnv := map[string]string{
-		"AWS_ACCESS_KEY_ID":       "aws-keys/AWS_ACCESS_KEY_ID",
-		"AWS_SECRET_ACCESS_KEY":   "aws-keys/AWS_SECRET_ACCESS_KEY",
-		"AWS_SESSION_TOKEN":       "aws-keys/token",
-		"TENCENTCLOUD_SECRET_ID":  "tc-keys/id",
-		"TENCENTCLOUD_SECRET_KEY": "tc-keys/key",
+		"AWS_ACCESS_KEY_ID":               "aws-keys/AWS_ACCESS_KEY_ID",
+		"AWS_SECRET_ACCESS_KEY":           "aws-keys/AWS_SECRET_ACCESS_KEY",
+		"AWS_SESSION_TOKEN":               "aws-keys/token",
+		"TENCENTCLOUD_SECRET_ID":          "tc-keys/id",
+		"TENCENTCLOUD_SECRET_KEY":         "tc-keys/key",
+		"ALIBABA_CLOUD_ACCESS_KEY_ID":     "ali-keys/ALIBABA_CLOUD_ACCESS_KEY_ID",
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET": "ali-keys/ALIBABA_CLOUD_ACCESS_KEY_SECRET",
 	}
 	if !mapsEqual(secretEnv, wantEnv) {
 		t.Fatalf("credential env %v, want %v", secretEnv, wantEnv)
 	}
 
 	sa := m.get(t, "ServiceAccount", fullname)
-	if sa.GetAnnotations()["eks.amazonaws.com/role-arn"] != "arn:aws:iam::111122223333:role/cnm" {
+	if sa.GetAnnotations()["eks.amazonaws.com/role-arn"] != "arn:aws:iam::111122223333:role/cnm" ||
+		sa.GetAnnotations()["pod-identity.alibabacloud.com/role-name"] != "cnm" {
 		t.Fatalf("ServiceAccount annotations %v", sa.GetAnnotations())
 	}
 	if img := str(t, c, "image"); img != "registry.example/cnm:v9.9.9" || c["imagePullPolicy"] != "Always" {
@@ -209,6 +256,9 @@ func TestInvalidValues(t *testing.T) {
 		{"extraArgs not a flag", "extraArgs: [oops]", "/extraArgs/0"},
 		{"image digest not sha256", "image: {digest: latest}", "/image/digest"},
 		{"cooldown without a unit", "actionCooldown: 300", "/actionCooldown"},
+		{"misspelt policy key", "policy: {budget: []}", "budget"},
+		{"budget with a percentage as maxUnderAction", `policy: {budgets: [{name: a, maxUnderAction: "10%"}]}`, "/policy/budgets/0/maxUnderAction"},
+		{"window without a schedule", "policy: {windows: [{name: w}]}", "/policy/windows/0"},
 		{"serviceAccount not created and not named", "serviceAccount: {create: false}", "serviceAccount.name is required"},
 	}
 	for _, tc := range cases {

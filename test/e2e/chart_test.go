@@ -261,6 +261,11 @@ func chartCheckServiceAccountAccess(t *testing.T, kube kubernetes.Interface) {
 		{"coordination.k8s.io", "leases", "", "get", chartNS, "node-action-x"},
 		{"coordination.k8s.io", "leases", "", "update", chartNS, "node-action-x"},
 		{"coordination.k8s.io", "leases", "", "delete", chartNS, "node-action-x"},
+		// Every replica follows the nodes' lastAction records (Leases of
+		// its namespace) with an informer; the policy counts a budget's
+		// slot Leases by label.
+		{"coordination.k8s.io", "leases", "", "list", chartNS, ""},
+		{"coordination.k8s.io", "leases", "", "watch", chartNS, ""},
 		{"authentication.k8s.io", "tokenreviews", "", "create", "", ""},
 		{"authorization.k8s.io", "subjectaccessreviews", "", "create", "", ""},
 		{"", "configmaps", "", "get", "kube-system", "extension-apiserver-authentication"},
@@ -276,8 +281,7 @@ func chartCheckServiceAccountAccess(t *testing.T, kube kubernetes.Interface) {
 		{"", "nodes", "status", "patch", "", ""},
 		{"", "events", "", "update", "default", ""},
 		{"", "events", "", "delete", "default", ""},
-		{"coordination.k8s.io", "leases", "", "list", chartNS, ""},
-		{"coordination.k8s.io", "leases", "", "watch", chartNS, ""},
+		{"coordination.k8s.io", "leases", "", "list", "kube-system", ""},
 		{"coordination.k8s.io", "leases", "", "patch", chartNS, "node-action-x"},
 		{"coordination.k8s.io", "leases", "", "create", "kube-system", ""},
 		{"coordination.k8s.io", "leases", "", "update", "default", "node-action-x"},

@@ -27,6 +27,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/providers"
@@ -90,12 +91,18 @@ func run(m *testing.M) int {
 	t := c.Timings()
 	logf("figures: kube-apiserver ready in %s (etcd healthy %s)", t.APIServerReady.Round(time.Millisecond), t.EtcdHealthy.Round(time.Millisecond))
 
+	// The suite's safety policy (policy_test.go): its rules select only
+	// nodes labelled for them, so other tests meet none.
+	policyFile := filepath.Join(work, "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte(e2ePolicy(time.Now())), 0o600); err != nil {
+		return fail(err)
+	}
 	p, err := c.StartProduct(ctx, cluster.ProductOptions{
 		ServerBinary:    filepath.Join(env.binDir, "k8s-cloud-node-manager"),
 		FakeCloudBinary: filepath.Join(env.binDir, "fake-cloud"),
 		// Short enough that a test can wait a cooldown out; the node name
 		// is the "machine this replica runs on" of TestRestartTheReplicasOwnNode.
-		ExtraServerArgs: []string{"--action-cooldown=20s", "--node-name=" + replicaHostNode},
+		ExtraServerArgs: []string{"--action-cooldown=20s", "--node-name=" + replicaHostNode, "--policy-config=" + policyFile},
 		Azure:           true,
 	})
 	if err != nil {
@@ -173,6 +180,11 @@ func newNamedMachine(t *testing.T, provider, name string, labels map[string]stri
 		m.instanceID, m.region = fmt.Sprintf("ins-e2e%05d", n), "ap-guangzhou"
 		providerID = "qcloud:///100003/" + m.instanceID
 		l["topology.kubernetes.io/region"] = "gz"
+	case alibabacloud.Name:
+		// ACK's form, with no scheme.
+		m.instanceID, m.region = fmt.Sprintf("i-bp1e2e%015d", n), "cn-hangzhou"
+		providerID = m.region + "." + m.instanceID
+		l["topology.kubernetes.io/region"] = m.region
 	case gce.Name:
 		m.instanceID, m.region = fmt.Sprintf("e2e-vm-%d", n), "europe-west4"
 		providerID = "gce://" + gceE2EProject + "/" + gceE2EZone + "/" + m.instanceID
@@ -216,6 +228,8 @@ func fakeURL(provider string) string {
 	switch provider {
 	case cloud.ProviderAWS:
 		return env.product.EC2URL
+	case alibabacloud.Name:
+		return env.product.ECSURL
 	case gce.Name:
 		return env.product.GCEURL
 	}
@@ -263,7 +277,7 @@ func reboots(t *testing.T, m machine) int {
 	t.Helper()
 	n := 0
 	for _, c := range cloudCalls(t, m) {
-		if (c.Action == "RebootInstances" || c.Action == fakecloud.GCEMethodReset) && !c.DryRun && !c.Replay && c.Error == "" {
+		if (c.Action == "RebootInstances" || c.Action == "RebootInstance" || c.Action == fakecloud.GCEMethodReset) && !c.DryRun && !c.Replay && c.Error == "" {
 			n++
 		}
 	}

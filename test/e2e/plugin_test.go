@@ -265,7 +265,7 @@ func (k *pluginKubectl) testCloudnode(t *testing.T) {
 		t.Errorf("fake EC2 calls %+v, want one dry run", calls)
 	}
 	r = k.run(t, "", "cloudnode", "reboot", m.node)
-	if want := `error: the server has no node action "reboot"; it serves: restart` + "\n"; r.code != 1 || r.stderr != want {
+	if want := `error: the server has no node action "reboot"; it serves: restart, start, stop` + "\n"; r.code != 1 || r.stderr != want {
 		t.Errorf("unserved action: exit %d, stderr %q, want %q", r.code, r.stderr, want)
 	}
 }

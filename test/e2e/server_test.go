@@ -111,10 +111,10 @@ func TestGetNodesTable(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME PROVIDER REGION ZONE INSTANCE READY AGE" {
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "NAME PROVIDER REGION ZONE INSTANCE READY LAST-ACTION PHASE AGE" {
 		t.Fatalf("unexpected table:\n%s", out)
 	}
-	if f := strings.Fields(lines[1]); len(f) != 7 || f[0] != m.node || f[1] != "tencentcloud" || f[2] != "ap-guangzhou" || f[3] != "100003" || f[4] != m.instanceID || f[5] != "True" {
+	if f := strings.Fields(lines[1]); len(f) != 9 || f[0] != m.node || f[1] != "tencentcloud" || f[2] != "ap-guangzhou" || f[3] != "100003" || f[4] != m.instanceID || f[5] != "True" || f[6] != "<none>" || f[7] != "<none>" {
 		t.Fatalf("unexpected row: %q", lines[1])
 	}
 	// The demo's Fargate node shows why it cannot be restarted.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -23,7 +24,9 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
@@ -44,8 +47,10 @@ type Driver struct {
 }
 
 var (
-	_ cloud.Driver = (*Driver)(nil)
-	_ cloud.Moder  = (*Driver)(nil)
+	_ cloud.Driver  = (*Driver)(nil)
+	_ cloud.Moder   = (*Driver)(nil)
+	_ cloud.Stopper = (*Driver)(nil)
+	_ cloud.Starter = (*Driver)(nil)
 )
 
 // New builds the EC2 driver. It reads the CA file now, so a bad file
@@ -75,8 +80,12 @@ func (d *Driver) Name() string { return Name }
 // fallback, so it is named soft, and hard is refused rather than
 // answered with something softer than asked.
 func (d *Driver) Modes(action string) []cloud.Mode {
-	if action == cloud.ActionRestart {
+	switch action {
+	case cloud.ActionRestart:
 		return []cloud.Mode{cloud.ModeSoft}
+	case cloud.ActionStop:
+		// StopInstances without and with Force.
+		return []cloud.Mode{cloud.ModeSoft, cloud.ModeHard}
 	}
 	return nil
 }
@@ -114,14 +123,80 @@ func (d *Driver) client(ctx context.Context, region string) (*ec2.Client, error)
 // call is bounded by ctx alone: the per-call timeout is the wrapper's in
 // pkg/cloud/providers.
 func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.RebootOptions) (cloud.Result, error) {
-	if err := inst.CheckFor(Name); err != nil {
-		return cloud.Result{}, err
-	}
 	mode, err := cloud.ChooseMode(Name, cloud.ActionRestart, d.Modes(cloud.ActionRestart), opts.Mode)
 	if err != nil {
 		return cloud.Result{}, err
 	}
+	return d.call(ctx, inst, mode, opts.DryRun, func(c *ec2.Client, dryRun *bool, one func(*ec2.Options)) (middleware.Metadata, error) {
+		out, err := c.RebootInstances(ctx, &ec2.RebootInstancesInput{InstanceIds: []string{inst.ID}, DryRun: dryRun}, one)
+		if err != nil {
+			return middleware.Metadata{}, err
+		}
+		return out.ResultMetadata, nil
+	})
+}
 
+// Stop implements cloud.Stopper with StopInstances: soft lets the OS shut
+// down (EC2 forces the stop itself if it does not), hard sets Force, which
+// skips the OS shutdown and the flushing of file system caches. A stopped
+// instance keeps its EBS volumes, private IP and instance ID; its instance
+// store is lost. EC2 answers the stop of an instance already stopped (or
+// stopping) with success and no change; that is a 409 here, with EC2's
+// state code, since nothing was done.
+func (d *Driver) Stop(ctx context.Context, inst cloud.Instance, opts cloud.StopOptions) (cloud.Result, error) {
+	mode, err := cloud.ChooseMode(Name, cloud.ActionStop, d.Modes(cloud.ActionStop), opts.Mode)
+	if err != nil {
+		return cloud.Result{}, err
+	}
+	return d.call(ctx, inst, mode, opts.DryRun, func(c *ec2.Client, dryRun *bool, one func(*ec2.Options)) (middleware.Metadata, error) {
+		in := &ec2.StopInstancesInput{InstanceIds: []string{inst.ID}, DryRun: dryRun}
+		if mode == cloud.ModeHard {
+			in.Force = awssdk.Bool(true)
+		}
+		out, err := c.StopInstances(ctx, in, one)
+		if err != nil {
+			return middleware.Metadata{}, err
+		}
+		return out.ResultMetadata, unchanged(out.ResultMetadata, inst.ID, out.StoppingInstances, "stopped", "stopping", "stopped")
+	})
+}
+
+// Start implements cloud.Starter with StartInstances. As for Stop, an
+// instance EC2 reports already running (or pending) is a 409.
+func (d *Driver) Start(ctx context.Context, inst cloud.Instance, opts cloud.StartOptions) (cloud.Result, error) {
+	return d.call(ctx, inst, "", opts.DryRun, func(c *ec2.Client, dryRun *bool, one func(*ec2.Options)) (middleware.Metadata, error) {
+		out, err := c.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{inst.ID}, DryRun: dryRun}, one)
+		if err != nil {
+			return middleware.Metadata{}, err
+		}
+		return out.ResultMetadata, unchanged(out.ResultMetadata, inst.ID, out.StartingInstances, "started", "pending", "running")
+	})
+}
+
+// unchanged is the error of a stop or start EC2 accepted for an instance
+// that was already in the target state (its previousState says so).
+func unchanged(md middleware.Metadata, id string, changes []types.InstanceStateChange, verb string, already ...types.InstanceStateName) error {
+	for _, ch := range changes {
+		if awssdk.ToString(ch.InstanceId) != id || ch.PreviousState == nil || !slices.Contains(already, ch.PreviousState.Name) {
+			continue
+		}
+		rid, _ := awsmiddleware.GetRequestIDMetadata(md)
+		return &cloud.Error{
+			Kind: cloud.ErrInvalidState, Provider: Name, Code: "IncorrectInstanceState", RequestID: rid,
+			Message: fmt.Sprintf("instance %s is already %s: nothing was %s", id, ch.PreviousState.Name, verb),
+		}
+	}
+	return nil
+}
+
+// call is one EC2 call of any action: the client, DryRun, one attempt, the
+// request ID and the error mapping, shared so that every action keeps the
+// same rules.
+func (d *Driver) call(ctx context.Context, inst cloud.Instance, mode cloud.Mode, dryRun bool,
+	send func(c *ec2.Client, dryRun *bool, one func(*ec2.Options)) (middleware.Metadata, error)) (cloud.Result, error) {
+	if err := inst.CheckFor(Name); err != nil {
+		return cloud.Result{}, err
+	}
 	c, err := d.client(ctx, inst.Region)
 	if err != nil {
 		return cloud.Result{}, &cloud.Error{
@@ -129,16 +204,20 @@ func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.Reb
 			Message: "cannot load the AWS configuration: " + err.Error(), Err: err,
 		}
 	}
-	in := &ec2.RebootInstancesInput{InstanceIds: []string{inst.ID}}
-	if opts.DryRun {
-		in.DryRun = awssdk.Bool(true)
+	var dry *bool
+	if dryRun {
+		dry = awssdk.Bool(true)
 	}
-	// One attempt only: a retried reboot is a second reboot, and a
+	// One attempt only: a retried action is a second action, and a
 	// throttled call is better handed back to our caller, who can wait.
-	out, err := c.RebootInstances(ctx, in, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
+	md, err := send(c, dry, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
 	if err != nil {
+		var ce *cloud.Error
+		if errors.As(err, &ce) {
+			return cloud.Result{}, ce
+		}
 		var api smithy.APIError
-		if opts.DryRun && errors.As(err, &api) && api.ErrorCode() == "DryRunOperation" {
+		if dryRun && errors.As(err, &api) && api.ErrorCode() == "DryRunOperation" {
 			if id := requestID(err); id != "" {
 				return cloud.Result{RequestID: id, Mode: mode}, nil
 			}
@@ -149,8 +228,8 @@ func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.Reb
 	// EC2 answers every call with a request ID (header and body). A 200
 	// without one came from something else in front of it (a proxy, a
 	// captive portal, a misrouted VPC endpoint), which the SDK decodes as
-	// an empty success: whether EC2 ever saw the reboot is unknown.
-	id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+	// an empty success: whether EC2 ever saw the call is unknown.
+	id, _ := awsmiddleware.GetRequestIDMetadata(md)
 	if id == "" {
 		return cloud.Result{}, cloud.BadAnswer(Name, "a 200 answer without an EC2 request ID", nil)
 	}
@@ -203,7 +282,7 @@ func mapError(ctx context.Context, err error) *cloud.Error {
 	}
 	if timedOut(ctx, err) {
 		e.Kind = cloud.ErrTimeout
-		e.Message = "no answer from EC2 in time; the reboot may or may not have been queued"
+		e.Message = "no answer from EC2 in time; the action may or may not have been queued"
 		return e
 	}
 	e.Kind = cloud.ErrUnavailable

@@ -12,7 +12,12 @@ import (
 const cvmVersion = "2017-03-12"
 
 // CVM is a fake of the Tencent Cloud CVM API (RebootInstances,
-// DescribeInstances), API 3.0 with TC3-HMAC-SHA256 and JSON bodies.
+// StopInstances, StartInstances, DescribeInstances), API 3.0 with
+// TC3-HMAC-SHA256 and JSON bodies. A stop leaves the instance STOPPED at
+// once and a start RUNNING (real CVM passes through STOPPING and
+// STARTING); each refuses an instance in another state with CVM's
+// UnsupportedOperation.InstanceState<State>, as a reboot of a stopped one
+// is refused.
 type CVM struct {
 	*store
 	webIdentityToken string // guarded by store.mu
@@ -136,6 +141,31 @@ func (c *CVM) decide(r *http.Request, body []byte, auth tc3Auth, authErr error, 
 			call.StopType = *req.StopType
 		}
 		return c.reboot(call, req.ForceReboot != nil)
+	case "StopInstances":
+		var req struct {
+			InstanceIds []string
+			ForceStop   *bool
+			StopType    *string
+			StoppedMode *string
+		}
+		if err := decodeCVMBody(body, &req); err != nil {
+			return fail("UnknownParameter", "%v", err)
+		}
+		call.InstanceIDs = req.InstanceIds
+		if req.StopType != nil {
+			call.StopType = *req.StopType
+		}
+		if req.StoppedMode != nil {
+			call.StoppedMode = *req.StoppedMode
+		}
+		return c.stopStart(call, req.ForceStop != nil)
+	case "StartInstances":
+		var req struct{ InstanceIds []string }
+		if err := decodeCVMBody(body, &req); err != nil {
+			return fail("UnknownParameter", "%v", err)
+		}
+		call.InstanceIDs = req.InstanceIds
+		return c.stopStart(call, false)
 	case "DescribeInstances":
 		var req struct {
 			InstanceIds []string
@@ -205,6 +235,68 @@ func (c *CVM) reboot(call *Call, forceReboot bool) (cvmAnswer, time.Duration) {
 	}
 	for _, id := range ids {
 		c.instances[id].Reboots++
+	}
+	return cvmAnswer{result: map[string]any{}}, f.Delay
+}
+
+// stopStart is StopInstances (RUNNING → STOPPED) and StartInstances
+// (STOPPED → RUNNING).
+func (c *CVM) stopStart(call *Call, forceStop bool) (cvmAnswer, time.Duration) {
+	fail := func(delay time.Duration, code, format string, args ...any) (cvmAnswer, time.Duration) {
+		return cvmAnswer{code: code, message: fmt.Sprintf(format, args...)}, delay
+	}
+	stop := call.Action == "StopInstances"
+	ids := call.InstanceIDs
+	switch {
+	case len(ids) == 0:
+		return fail(0, "MissingParameter", "The request is missing a required parameter `InstanceIds`.")
+	case len(ids) > 100:
+		return fail(0, "InvalidParameterValue.LimitExceeded", "At most 100 instances per request.")
+	case forceStop && call.StopType != "":
+		return fail(0, "InvalidParameterCombination", "ForceStop and StopType cannot be used together.")
+	}
+	switch call.StopType {
+	case "", "SOFT", "HARD", "SOFT_FIRST":
+	default:
+		return fail(0, "InvalidParameterValue", "StopType `%s` is not one of SOFT, HARD, SOFT_FIRST.", call.StopType)
+	}
+	switch call.StoppedMode {
+	case "", "KEEP_CHARGING", "STOP_CHARGING":
+	default:
+		return fail(0, "InvalidParameterValue", "StoppedMode `%s` is not one of KEEP_CHARGING, STOP_CHARGING.", call.StoppedMode)
+	}
+	for _, id := range ids {
+		if !validCVMID(id) {
+			return fail(0, "InvalidInstanceId.Malformed", "The instance ID `%s` is malformed.", id)
+		}
+	}
+	f, _ := c.faultFor(ids)
+	switch f.Kind {
+	case FaultMalformed, FaultNoRequestID:
+		return cvmAnswer{code: f.Kind}, f.Delay
+	case FaultThrottle:
+		return fail(f.Delay, "RequestLimitExceeded", "Your current request times exceed the frequency limit.")
+	case FaultAuth:
+		return fail(f.Delay, "AuthFailure.UnauthorizedOperation", "The request is not authorized by CAM.")
+	}
+	from, to, verb := "STOPPED", "RUNNING", "started"
+	if stop {
+		from, to, verb = "RUNNING", "STOPPED", "stopped"
+	}
+	for _, id := range ids {
+		in, ok := c.instances[id]
+		if !ok || in.Region != call.Region || c.faults[id].Kind == FaultNotFound {
+			return fail(f.Delay, "InvalidInstanceId.NotFound", "The instance `%s` does not exist.", id)
+		}
+		if c.faults[id].Kind == FaultBusy {
+			return fail(f.Delay, "OperationDenied.InstanceOperationInProgress", "The instance `%s` is being operated on. Please try again later.", id)
+		}
+		if in.State != from {
+			return fail(f.Delay, "UnsupportedOperation.InstanceState"+camel(in.State), "The instance `%s` is %s and cannot be %s.", id, in.State, verb)
+		}
+	}
+	for _, id := range ids {
+		c.instances[id].State = to
 	}
 	return cvmAnswer{result: map[string]any{}}, f.Delay
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,7 +14,10 @@ import (
 
 const ec2Version = "2016-11-15"
 
-// EC2 is a fake of the EC2 Query API (RebootInstances).
+// EC2 is a fake of the EC2 Query API (RebootInstances, StopInstances,
+// StartInstances), with the instance states they change: a stop leaves
+// the instance stopped at once (real EC2 passes through stopping), a start
+// leaves it running, and a stopped instance refuses a reboot as EC2 does.
 type EC2 struct {
 	*store
 }
@@ -69,6 +73,7 @@ func (e *EC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Action:      form.Get("Action"),
 		InstanceIDs: numberedList(form, "InstanceId"),
 		DryRun:      form.Get("DryRun") == "true",
+		Force:       form.Get("Force") == "true",
 		RequestID:   reqID,
 		Time:        time.Now(),
 	}
@@ -101,7 +106,7 @@ func (e *EC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(xml.Header))
-		_ = xml.NewEncoder(w).Encode(rebootInstancesResponse{Return: true})
+		_ = xml.NewEncoder(w).Encode(ec2Success(call, ""))
 		return
 	default:
 		fail(a)
@@ -111,7 +116,20 @@ func (e *EC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Amzn-Requestid", reqID)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte(xml.Header))
-	_ = xml.NewEncoder(w).Encode(rebootInstancesResponse{RequestID: reqID, Return: true})
+	_ = xml.NewEncoder(w).Encode(ec2Success(call, reqID))
+}
+
+// ec2Success is the answer of an accepted call, in the action's own shape.
+func ec2Success(call Call, reqID string) any {
+	switch call.Action {
+	case "StopInstances", "StartInstances":
+		r := stateChangeResponse{XMLName: xml.Name{Space: "http://ec2.amazonaws.com/doc/2016-11-15/", Local: call.Action + "Response"}, RequestID: reqID}
+		for _, ch := range call.changes {
+			r.Instances = append(r.Instances, ch)
+		}
+		return r
+	}
+	return rebootInstancesResponse{RequestID: reqID, Return: true}
 }
 
 // decide computes the answer and applies its effect. Call with e.mu held.
@@ -130,7 +148,7 @@ func (e *EC2) decide(r *http.Request, body []byte, form url.Values, auth sigV4Au
 		return ec2Answer{http.StatusBadRequest, "NoSuchVersion", fmt.Sprintf("An invalid API version %q was specified.", v)}, 0
 	}
 	switch call.Action {
-	case "RebootInstances":
+	case "RebootInstances", "StopInstances", "StartInstances":
 	case "":
 		return ec2Answer{http.StatusBadRequest, "MissingAction", "The request must contain the parameter Action."}, 0
 	default:
@@ -173,6 +191,12 @@ func (e *EC2) decide(r *http.Request, body []byte, form url.Values, auth sigV4Au
 	if call.DryRun {
 		return ec2Answer{http.StatusPreconditionFailed, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."}, f.Delay
 	}
+	switch call.Action {
+	case "StopInstances":
+		return e.changeState(call, f, "stopped", "stopped", []string{"running", "stopping", "stopped"}), f.Delay
+	case "StartInstances":
+		return e.changeState(call, f, "started", "running", []string{"stopped", "pending", "running"}), f.Delay
+	}
 	for _, id := range ids {
 		in := e.instances[id]
 		if e.faults[id].Kind == FaultBusy || (in.State != "running" && in.State != "terminated") {
@@ -186,6 +210,49 @@ func (e *EC2) decide(r *http.Request, body []byte, form url.Values, auth sigV4Au
 		}
 	}
 	return ec2Answer{}, f.Delay
+}
+
+// changeState is StopInstances and StartInstances: EC2 answers both for
+// an instance already in (or on its way to) the target state with success
+// and no change, and refuses the others with IncorrectInstanceState.
+func (e *EC2) changeState(call *Call, f Fault, verb, target string, from []string) ec2Answer {
+	for _, id := range call.InstanceIDs {
+		in := e.instances[id]
+		if f.Kind == FaultBusy || !slices.Contains(from, in.State) {
+			return ec2Answer{http.StatusBadRequest, "IncorrectInstanceState", fmt.Sprintf("The instance '%s' is not in a state from which it can be %s.", id, verb)}
+		}
+	}
+	for _, id := range call.InstanceIDs {
+		in := e.instances[id]
+		call.changes = append(call.changes, instanceStateChange{
+			InstanceID:    id,
+			CurrentState:  ec2InstanceState{Code: ec2StateCode(target), Name: target},
+			PreviousState: ec2InstanceState{Code: ec2StateCode(in.State), Name: in.State},
+		})
+		in.State = target
+	}
+	return ec2Answer{}
+}
+
+func ec2StateCode(s string) int {
+	return map[string]int{"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}[s]
+}
+
+type stateChangeResponse struct {
+	XMLName   xml.Name
+	RequestID string                `xml:"requestId"`
+	Instances []instanceStateChange `xml:"instancesSet>item"`
+}
+
+type instanceStateChange struct {
+	InstanceID    string           `xml:"instanceId"`
+	CurrentState  ec2InstanceState `xml:"currentState"`
+	PreviousState ec2InstanceState `xml:"previousState"`
+}
+
+type ec2InstanceState struct {
+	Code int    `xml:"code"`
+	Name string `xml:"name"`
 }
 
 // numberedList reads Name.1, Name.2, … in order.

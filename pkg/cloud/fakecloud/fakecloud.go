@@ -1,7 +1,8 @@
 // Package fakecloud holds wire-level fakes of the EC2 Query API, the
-// Tencent Cloud CVM API (TC3) and the Compute Engine REST API with its
-// OAuth2 token endpoint. The real SDKs talk to them over TLS, so a
-// test exercises request building, signing, error decoding and retry
+// Tencent Cloud CVM API (TC3), the Alibaba Cloud ECS API (ACS3) and the
+// Compute Engine REST API with its OAuth2 token endpoint. The real SDKs
+// talk to them over TLS, so a test exercises request building, signing,
+// error decoding and retry
 // behaviour exactly as in production.
 //
 // Each fake is an http.Handler that also serves admin endpoints under
@@ -39,6 +40,7 @@ import (
 const (
 	ProviderAWS          = "aws"
 	ProviderTencentCloud = "tencentcloud"
+	ProviderAlibabaCloud = "alibabacloud"
 	ProviderGCE          = "gce"
 )
 
@@ -60,6 +62,10 @@ const (
 	// FaultNoRequestID answers 200 in the cloud's own format but without
 	// a request ID; the call has no effect.
 	FaultNoRequestID = "norequestid"
+	// FaultLocked makes the cloud lock the instance for security reasons
+	// (ECS: OperationLocks with LockReason security); only the ECS fake
+	// has such locks, the others refuse the kind.
+	FaultLocked = "locked"
 )
 
 // Fault changes the answer for calls naming one instance.
@@ -91,17 +97,26 @@ type Instance struct {
 
 // Call is one API request the fake received.
 type Call struct {
-	Provider    string    `json:"provider"`
-	Action      string    `json:"action"`
-	Region      string    `json:"region"`
-	InstanceIDs []string  `json:"instanceIds"`
-	StopType    string    `json:"stopType,omitempty"`
+	Provider    string   `json:"provider"`
+	Action      string   `json:"action"`
+	Region      string   `json:"region"`
+	InstanceIDs []string `json:"instanceIds"`
+	StopType    string   `json:"stopType,omitempty"`
+	// Force is EC2 StopInstances' Force (a hard stop).
+	Force bool `json:"force,omitempty"`
+	// StoppedMode is CVM StopInstances' StoppedMode (KEEP_CHARGING,
+	// STOP_CHARGING) or ECS StopInstance's (KeepCharging, StopCharging),
+	// as sent.
+	StoppedMode string    `json:"stoppedMode,omitempty"`
 	DryRun      bool      `json:"dryRun,omitempty"`
 	AccessKeyID string    `json:"accessKeyId"`
 	RequestID   string    `json:"requestId"`
 	Time        time.Time `json:"time"`
 	// Error is the error code answered, "" for success.
 	Error string `json:"error,omitempty"`
+
+	// ForceStop is ECS RebootInstance's or StopInstance's ForceStop.
+	ForceStop bool `json:"forceStop,omitempty"`
 
 	// GCE: where the instance is, the client's idempotency key
 	// (requestId), whether the key was seen before (nothing done again),
@@ -115,6 +130,8 @@ type Call struct {
 	Token              string   `json:"token,omitempty"`
 	Permissions        []string `json:"permissions,omitempty"`
 	NoGracefulShutdown bool     `json:"noGracefulShutdown,omitempty"`
+	// changes are an EC2 stop's or start's state changes, for its answer.
+	changes []instanceStateChange
 }
 
 // Options configure a fake.

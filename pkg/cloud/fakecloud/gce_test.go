@@ -461,3 +461,27 @@ func TestGCEAdminInstances(t *testing.T) {
 		t.Fatal("reset kept an added instance or the grants")
 	}
 }
+
+// The fake kubelets follow GCE's resets, stops and starts as they do EC2's
+// and CVM's; a replayed requestId did nothing, so no machine event.
+func TestGCEMachineEvents(t *testing.T) {
+	for _, tc := range []struct {
+		call Call
+		want string
+	}{
+		{Call{Provider: "gce", Action: GCEMethodReset, InstanceIDs: []string{"vm"}}, MachineRebooted},
+		{Call{Provider: "gce", Action: GCEMethodStop, InstanceIDs: []string{"vm"}}, MachineStopped},
+		{Call{Provider: "gce", Action: GCEMethodStart, InstanceIDs: []string{"vm"}}, MachineStarted},
+		{Call{Provider: "gce", Action: GCEMethodReset, InstanceIDs: []string{"vm"}, Replay: true}, ""},
+		{Call{Provider: "gce", Action: GCEMethodTestPermissions, InstanceIDs: []string{"vm"}}, ""},
+	} {
+		evs := tc.call.MachineEvents()
+		got := ""
+		if len(evs) == 1 {
+			got = evs[0].Kind
+		}
+		if got != tc.want || len(evs) > 1 {
+			t.Errorf("%s replay=%v: events %+v, want %q", tc.call.Action, tc.call.Replay, evs, tc.want)
+		}
+	}
+}

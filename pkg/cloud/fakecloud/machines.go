@@ -22,18 +22,25 @@ type MachineEvent struct {
 }
 
 // machineActions are the API actions that change a machine; EC2 and CVM
-// name them alike.
+// name them alike, ECS in the singular, GCE by its REST method names.
 var machineActions = map[string]string{
 	"RebootInstances": MachineRebooted,
 	"StopInstances":   MachineStopped,
 	"StartInstances":  MachineStarted,
+	"RebootInstance":  MachineRebooted,
+	"StopInstance":    MachineStopped,
+	"StartInstance":   MachineStarted,
+	GCEMethodReset:    MachineRebooted,
+	GCEMethodStop:     MachineStopped,
+	GCEMethodStart:    MachineStarted,
 }
 
 // MachineEvents is what the call did to machines: nothing for a refused
 // call, a dry run or an action that changes no machine.
 func (c Call) MachineEvents() []MachineEvent {
 	kind, ok := machineActions[c.Action]
-	if !ok || c.Error != "" || c.DryRun {
+	// A replayed GCE requestId did nothing again.
+	if !ok || c.Error != "" || c.DryRun || c.Replay {
 		return nil
 	}
 	out := make([]MachineEvent, 0, len(c.InstanceIDs))

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/azure"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 )
 
 func TestLoadConfigEmptyPath(t *testing.T) {
@@ -16,8 +19,7 @@ func TestLoadConfigEmptyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, prov := range All {
-		p := prov.Name()
+	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, alibabacloud.Name, gce.Name, azure.Name} {
 		pc, ok := c.Providers[p]
 		if !ok || !pc.Enabled || pc.Region != "" || pc.Timeout != cloud.DefaultTimeout ||
 			pc.RateLimit != (cloud.RateLimit{QPS: cloud.DefaultQPS, Burst: cloud.DefaultBurst}) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
 )
 
@@ -32,6 +33,8 @@ func realDriver(t *testing.T, name string, pc cloud.ProviderConfig, instances ..
 		"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 		"TKE_ROLE_ARN", "TKE_REGION", "TKE_PROVIDER_ID", "TKE_WEB_IDENTITY_TOKEN_FILE",
+		"ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+		"ALIBABA_CLOUD_SECURITY_TOKEN", "ALIBABA_CLOUD_CREDENTIALS_URI", "ALIBABA_CLOUD_PROFILE",
 	} {
 		t.Setenv(v, "")
 	}
@@ -40,6 +43,9 @@ func realDriver(t *testing.T, name string, pc cloud.ProviderConfig, instances ..
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
 	t.Setenv("HOME", dir)
 	t.Setenv("TENCENTCLOUD_CREDENTIALS_FILE", empty)
+	t.Setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", empty)
+	t.Setenv("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
+	t.Setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
 	opts := fakecloud.Options{Instances: instances}
 	var fake interface {
 		http.Handler
@@ -57,6 +63,11 @@ func realDriver(t *testing.T, name string, pc cloud.ProviderConfig, instances ..
 		t.Setenv("TENCENTCLOUD_SECRET_KEY", "secret")
 		opts.Secrets = map[string]string{"AKIDFAKE": "secret"}
 		fake = fakecloud.NewCVM(opts)
+	case alibabacloud.Name:
+		t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIFAKE")
+		t.Setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "secret")
+		opts.Secrets = map[string]string{"LTAIFAKE": "secret"}
+		fake = fakecloud.NewECS(opts)
 	}
 	srv := httptest.NewUnstartedServer(fake)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -78,12 +89,13 @@ func realDriver(t *testing.T, name string, pc cloud.ProviderConfig, instances ..
 var testInstances = map[string]fakecloud.Instance{
 	cloud.ProviderAWS:          {ID: "i-0123456789abcdef0", Region: "us-east-1"},
 	cloud.ProviderTencentCloud: {ID: "ins-abcd1234", Region: "ap-guangzhou"},
+	alibabacloud.Name:          {ID: "i-bp1abcdefghij0000001", Region: "cn-hangzhou"},
 }
 
 // The config's timeout bounds a real driver's call, in the wrapper: the
 // answer is ErrTimeout (outcome unknown), after exactly one call.
 func TestWrapTimeoutRealDrivers(t *testing.T) {
-	for _, name := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud} {
+	for _, name := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, alibabacloud.Name} {
 		t.Run(name, func(t *testing.T) {
 			in := testInstances[name]
 			pc := cloud.ProviderConfig{Timeout: 200 * time.Millisecond, RateLimit: cloud.RateLimit{QPS: 5, Burst: 10}}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/azure"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
@@ -28,6 +29,7 @@ import (
 var All = []cloud.Provider{
 	aws.Provider,
 	tencentcloud.Provider,
+	alibabacloud.Provider,
 	gce.Provider,
 	azure.Provider,
 }
@@ -49,6 +51,20 @@ func bySchemeOf(clouds []cloud.Provider) map[string]cloud.Provider {
 
 var byScheme = bySchemeOf(All)
 
+// bareOwners are the clouds of All that also take providerIDs without a
+// scheme, in table order.
+var bareOwners = bareOwnersOf(All)
+
+func bareOwnersOf(clouds []cloud.Provider) []cloud.Provider {
+	var out []cloud.Provider
+	for _, p := range clouds {
+		if _, ok := p.(cloud.BareProviderIDs); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Lookup returns the cloud named name in All.
 func Lookup(name string) (cloud.Provider, bool) {
 	for _, p := range All {
@@ -61,17 +77,28 @@ func Lookup(name string) (cloud.Provider, bool) {
 
 // Resolve turns a Node's providerID and labels into the machine behind it:
 // the scheme picks the cloud, which parses the whole ID and finds the
-// region in one pass. defaultRegion gives the cloud config's default
-// region of a provider. Errors are *cloud.InvalidProviderIDError or wrap
-// cloud.ErrRegionUnknown.
+// region in one pass; a providerID without a scheme goes to the cloud
+// that claims it (cloud.BareProviderIDs). defaultRegion gives the cloud
+// config's default region of a provider. Errors are
+// *cloud.InvalidProviderIDError or wrap cloud.ErrRegionUnknown.
 func Resolve(providerID string, labels map[string]string, defaultRegion func(provider string) string) (cloud.Instance, error) {
-	scheme, _, _ := strings.Cut(providerID, "://")
-	if p, ok := byScheme[scheme]; ok {
+	resolve := func(p cloud.Provider) (cloud.Instance, error) {
 		def := ""
 		if defaultRegion != nil {
 			def = defaultRegion(p.Name())
 		}
 		return p.Resolve(providerID, labels, def)
+	}
+	scheme, _, hasScheme := strings.Cut(providerID, "://")
+	if p, ok := byScheme[scheme]; ok && hasScheme {
+		return resolve(p)
+	}
+	if !hasScheme {
+		for _, p := range bareOwners {
+			if p.(cloud.BareProviderIDs).OwnsBare(providerID) {
+				return resolve(p)
+			}
+		}
 	}
 	if _, _, err := cloud.SplitProviderID(providerID); err != nil {
 		return cloud.Instance{}, err

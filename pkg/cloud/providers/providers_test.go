@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"reflect"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/azure"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 )
 
 type fakeDriver struct {
@@ -43,15 +45,10 @@ func TestNewBuildsEveryKnownProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want []string
-	for _, p := range All {
-		want = append(want, p.Name())
-	}
-	sort.Strings(want)
-	if got := s.Names(); !reflect.DeepEqual(got, want) {
+	if got, want := s.Names(), []string{alibabacloud.Name, cloud.ProviderAWS, azure.Name, gce.Name, cloud.ProviderTencentCloud}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
-	for _, p := range want {
+	for _, p := range []string{cloud.ProviderAWS, cloud.ProviderTencentCloud, alibabacloud.Name, gce.Name, azure.Name} {
 		d, ok := s.Driver(p)
 		if !ok || d.Name() != p {
 			t.Errorf("Driver(%q) = %v, %v", p, d, ok)
@@ -80,16 +77,16 @@ func TestNewSkipsDisabled(t *testing.T) {
 	pc.Enabled = false
 	cfg.Providers[cloud.ProviderAWS] = pc
 	var seen cloud.ProviderConfig
-	fs := map[string]Factory{}
-	for _, p := range All {
-		fs[p.Name()] = factoryOf(&fakeDriver{name: p.Name()}, nil)
-	}
-	fs[cloud.ProviderAWS] = func(context.Context, cloud.ProviderConfig) (cloud.Driver, error) {
-		t.Error("the factory of a disabled provider was called")
-		return nil, errors.New("disabled")
-	}
-	fs[cloud.ProviderTencentCloud] = factoryOf(&fakeDriver{name: cloud.ProviderTencentCloud}, &seen)
-	s, err := NewWithFactories(context.Background(), cfg, fs)
+	s, err := NewWithFactories(context.Background(), cfg, map[string]Factory{
+		cloud.ProviderAWS: func(context.Context, cloud.ProviderConfig) (cloud.Driver, error) {
+			t.Error("the factory of a disabled provider was called")
+			return nil, errors.New("disabled")
+		},
+		cloud.ProviderTencentCloud: factoryOf(&fakeDriver{name: cloud.ProviderTencentCloud}, &seen),
+		alibabacloud.Name:          factoryOf(&fakeDriver{name: alibabacloud.Name}, nil),
+		gce.Name:                   factoryOf(&fakeDriver{name: gce.Name}, nil),
+		azure.Name:                 factoryOf(&fakeDriver{name: azure.Name}, nil),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

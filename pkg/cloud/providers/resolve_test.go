@@ -7,7 +7,10 @@ import (
 	"testing"
 
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/alibabacloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/aws"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/azure"
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/gce"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/tencentcloud"
 )
@@ -36,6 +39,9 @@ func TestResolveValid(t *testing.T) {
 		{"tencentcloud:///ap-guangzhou-3/ins-abcd1234", cloud.Instance{Provider: cloud.ProviderTencentCloud, Zone: "ap-guangzhou-3", ID: "ins-abcd1234", Region: "r"}},
 		{"tencentcloud:///100003/ins-abcd1234", cloud.Instance{Provider: cloud.ProviderTencentCloud, Zone: "100003", ID: "ins-abcd1234", Region: "r"}},
 		{"tencentcloud:///ap-shenzhen-fsi-1/ins-00000000", cloud.Instance{Provider: cloud.ProviderTencentCloud, Zone: "ap-shenzhen-fsi-1", ID: "ins-00000000", Region: "r"}},
+		{"alicloud://cn-hangzhou.i-bp67acfmxazb4ph5xyz0", cloud.Instance{Provider: alibabacloud.Name, ID: "i-bp67acfmxazb4ph5xyz0"}},
+		// ACK's kubelets write the same without a scheme.
+		{"cn-hangzhou.i-bp67acfmxazb4ph5xyz0", cloud.Instance{Provider: alibabacloud.Name, ID: "i-bp67acfmxazb4ph5xyz0"}},
 		{"gce://my-project/us-central1-a/gke-pool-1-abcd", cloud.Instance{Provider: gce.Name, Project: "my-project", Zone: "us-central1-a", ID: "gke-pool-1-abcd", Region: "us-central1"}},
 	}
 	for _, tt := range tests {
@@ -59,6 +65,8 @@ func regionOf(provider string) string {
 		return "us-east-1"
 	case cloud.ProviderTencentCloud:
 		return "ap-guangzhou"
+	case alibabacloud.Name:
+		return "cn-hangzhou"
 	case gce.Name:
 		return "us-central1"
 	}
@@ -125,6 +133,14 @@ func TestResolveInvalid(t *testing.T) {
 		{"upper unsupported", "KIND://docker/kind/kind-worker", true, "not supported"},
 		{"upper gce", "GCE://my-project/us-central1-a/my-node", false, "lower case"},
 		{"no instance", "aws:///us-east-1a/", false, "EC2 instance ID"},
+		{"alicloud cvm id", "alicloud://cn-hangzhou.ins-abcd1234", false, "ECS instance ID"},
+		{"alicloud no dot", "alicloud://cn-hangzhou", false, "<region>.<instance-id>"},
+		{"alicloud path", "alicloud:///cn-hangzhou.i-bp67acfmxazb4ph5xyz0", false, "<region>.<instance-id>"},
+		{"upper alicloud", "ALICLOUD://cn-hangzhou.i-bp67acfmxazb4ph5xyz0", false, "lower case"},
+		{"bare short id", "cn-hangzhou.i-x", false, "ECS instance ID"},
+		{"bare second dot", "cn-hangzhou.i-bp67acfmxazb4ph5xyz0.x", false, "ECS instance ID"},
+		{"bare hostname", "ip-10-0-1-2.ec2.internal", false, "not of the form"},
+		{"bare word", "node-1", false, "not of the form"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,6 +171,18 @@ func TestResolveInvalid(t *testing.T) {
 				t.Errorf("a providerID error reads as a region error: %v", err)
 			}
 		})
+	}
+}
+
+// A Lingjun node of ACK is no ECS machine, whichever form its
+// providerID takes.
+func TestResolveLingjun(t *testing.T) {
+	for _, pid := range []string{"alicloud://cn-wulanchabu.i-bp67acfmxazb4ph5xyz0", "cn-wulanchabu.i-bp67acfmxazb4ph5xyz0"} {
+		_, err := Resolve(pid, map[string]string{alibabacloud.LabelLingjun: "true"}, fixedRegion)
+		var ie *cloud.InvalidProviderIDError
+		if !errors.As(err, &ie) || !ie.Unsupported {
+			t.Errorf("Resolve(%q) of a Lingjun node: %v, want unsupported", pid, err)
+		}
 	}
 }
 
@@ -205,6 +233,13 @@ func TestTable(t *testing.T) {
 	if aws.Name != cloud.ProviderAWS || tencentcloud.Name != cloud.ProviderTencentCloud {
 		t.Errorf("cloud.ProviderAWS/ProviderTencentCloud disagree with the packages: %q, %q", aws.Name, tencentcloud.Name)
 	}
+	if alibabacloud.Name != fakecloud.ProviderAlibabaCloud || gce.Name != fakecloud.ProviderGCE {
+		t.Errorf("fakecloud.ProviderAlibabaCloud/ProviderGCE %q, %q disagree with the packages' %q, %q",
+			fakecloud.ProviderAlibabaCloud, fakecloud.ProviderGCE, alibabacloud.Name, gce.Name)
+	}
+	if azure.Name != fakecloud.ProviderAzure {
+		t.Errorf("fakecloud.ProviderAzure %q disagrees with the package's %q", fakecloud.ProviderAzure, azure.Name)
+	}
 	if _, ok := Lookup("openstack"); ok {
 		t.Error("Lookup found a cloud that is not in the table")
 	}
@@ -228,6 +263,9 @@ func FuzzResolve(f *testing.F) {
 		"tencentcloud:///ap-guangzhou-3/ins-abcd1234",
 		"aws:///us-east-1a/0123abcd/fargate-ip-10-0-1-2.ec2.internal",
 		"gce://p/z/n",
+		"alicloud://cn-hangzhou.i-bp67acfmxazb4ph5xyz0",
+		"cn-hangzhou.i-bp67acfmxazb4ph5xyz0",
+		"cn-hangzhou.i-x",
 		"azure:///subscriptions/0a1b2c3d-0000-1111-2222-333344445555/resourceGroups/MC_rg/providers/Microsoft.Compute/virtualMachines/vm-1",
 		"azure:///subscriptions/0a1b2c3d-0000-1111-2222-333344445555/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/ss/virtualMachines/3",
 		"azure:///subscriptions/0a1b2c3d-0000-1111-2222-333344445555/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/ss/virtualMachines/",
@@ -264,8 +302,11 @@ func FuzzResolve(f *testing.F) {
 		if !ok {
 			t.Fatalf("Resolve(%q): provider %q is not in the table", s, inst.Provider)
 		}
-		scheme, _, _ := strings.Cut(s, "://")
-		if !slices.Contains(p.Schemes(), scheme) {
+		scheme, _, hasScheme := strings.Cut(s, "://")
+		if bare, ok := p.(cloud.BareProviderIDs); !hasScheme && (!ok || !bare.OwnsBare(s)) {
+			t.Fatalf("Resolve(%q) gave %s, which does not claim it as a bare providerID", s, inst.Provider)
+		}
+		if hasScheme && !slices.Contains(p.Schemes(), scheme) {
 			t.Fatalf("Resolve(%q) gave %s, which does not own scheme %q", s, inst.Provider, scheme)
 		}
 		// An ID may be a path (Azure's ARM resource IDs); the region may

@@ -53,8 +53,10 @@ type regionClient struct {
 }
 
 var (
-	_ cloud.Driver = (*Driver)(nil)
-	_ cloud.Moder  = (*Driver)(nil)
+	_ cloud.Driver  = (*Driver)(nil)
+	_ cloud.Moder   = (*Driver)(nil)
+	_ cloud.Stopper = (*Driver)(nil)
+	_ cloud.Starter = (*Driver)(nil)
 )
 
 // New builds the CVM driver. The CA file is read now; credentials are
@@ -85,10 +87,11 @@ func New(_ context.Context, cfg cloud.ProviderConfig) (cloud.Driver, error) {
 // Name implements cloud.Driver.
 func (d *Driver) Name() string { return Name }
 
-// Modes implements cloud.Moder: RebootInstances' StopType SOFT (a clean
-// OS reboot, the default) or HARD (a forced one).
+// Modes implements cloud.Moder: RebootInstances' and StopInstances'
+// StopType SOFT (through the OS, the default) or HARD (forced).
 func (d *Driver) Modes(action string) []cloud.Mode {
-	if action == cloud.ActionRestart {
+	switch action {
+	case cloud.ActionRestart, cloud.ActionStop:
 		return []cloud.Mode{cloud.ModeSoft, cloud.ModeHard}
 	}
 	return nil
@@ -138,16 +141,90 @@ func (d *Driver) client(ctx context.Context, region string) (*cvm.Client, error)
 // DescribeInstances that the instance exists and is RUNNING, the state
 // RebootInstances requires, and reboots nothing.
 func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.RebootOptions) (cloud.Result, error) {
-	if err := inst.CheckFor(Name); err != nil {
-		return cloud.Result{}, err
-	}
 	mode, err := cloud.ChooseMode(Name, cloud.ActionRestart, d.Modes(cloud.ActionRestart), opts.Mode)
 	if err != nil {
 		return cloud.Result{}, err
 	}
-	stopType := "SOFT"
+	return d.call(ctx, inst, mode, opts.DryRun, "RUNNING", "rebooted", func(c *cvm.Client) (*string, bool, error) {
+		req := cvm.NewRebootInstancesRequest()
+		req.InstanceIds = []*string{&inst.ID}
+		req.StopType = stopType(mode)
+		resp, err := c.RebootInstancesWithContext(ctx, req)
+		if err != nil {
+			return nil, false, err
+		}
+		if resp.Response == nil {
+			return nil, false, nil
+		}
+		return resp.Response.RequestId, true, nil
+	})
+}
+
+// Stop implements cloud.Stopper: StopInstances with StopType SOFT or HARD
+// (never the deprecated ForceStop), and StoppedMode KEEP_CHARGING (the
+// instance keeps its resources and is billed) unless StopCharging asks for
+// STOP_CHARGING (pay-as-you-go instances with cloud disks only; CVM
+// refuses it for others, and the public IP may change at the next start).
+// A dry run checks with DescribeInstances that the instance is RUNNING.
+func (d *Driver) Stop(ctx context.Context, inst cloud.Instance, opts cloud.StopOptions) (cloud.Result, error) {
+	mode, err := cloud.ChooseMode(Name, cloud.ActionStop, d.Modes(cloud.ActionStop), opts.Mode)
+	if err != nil {
+		return cloud.Result{}, err
+	}
+	return d.call(ctx, inst, mode, opts.DryRun, "RUNNING", "stopped", func(c *cvm.Client) (*string, bool, error) {
+		req := cvm.NewStopInstancesRequest()
+		req.InstanceIds = []*string{&inst.ID}
+		req.StopType = stopType(mode)
+		stoppedMode := "KEEP_CHARGING"
+		if opts.StopCharging {
+			stoppedMode = "STOP_CHARGING"
+		}
+		req.StoppedMode = &stoppedMode
+		resp, err := c.StopInstancesWithContext(ctx, req)
+		if err != nil {
+			return nil, false, err
+		}
+		if resp.Response == nil {
+			return nil, false, nil
+		}
+		return resp.Response.RequestId, true, nil
+	})
+}
+
+// Start implements cloud.Starter: StartInstances; a dry run checks with
+// DescribeInstances that the instance is STOPPED.
+func (d *Driver) Start(ctx context.Context, inst cloud.Instance, opts cloud.StartOptions) (cloud.Result, error) {
+	return d.call(ctx, inst, "", opts.DryRun, "STOPPED", "started", func(c *cvm.Client) (*string, bool, error) {
+		req := cvm.NewStartInstancesRequest()
+		req.InstanceIds = []*string{&inst.ID}
+		resp, err := c.StartInstancesWithContext(ctx, req)
+		if err != nil {
+			return nil, false, err
+		}
+		if resp.Response == nil {
+			return nil, false, nil
+		}
+		return resp.Response.RequestId, true, nil
+	})
+}
+
+func stopType(mode cloud.Mode) *string {
+	t := "SOFT"
 	if mode == cloud.ModeHard {
-		stopType = "HARD"
+		t = "HARD"
+	}
+	return &t
+}
+
+// call is one CVM call of any action: credentials and client, the dry run
+// (DescribeInstances: the instance must be in state want), the request ID
+// and the error mapping, shared so that every action keeps the same rules.
+// send returns the answer's RequestId and whether the Response envelope
+// was there.
+func (d *Driver) call(ctx context.Context, inst cloud.Instance, mode cloud.Mode, dryRun bool, want, verb string,
+	send func(c *cvm.Client) (requestID *string, envelope bool, err error)) (cloud.Result, error) {
+	if err := inst.CheckFor(Name); err != nil {
+		return cloud.Result{}, err
 	}
 	c, err := d.client(ctx, inst.Region)
 	if err != nil {
@@ -163,25 +240,22 @@ func (d *Driver) Reboot(ctx context.Context, inst cloud.Instance, opts cloud.Reb
 		return cloud.Result{}, e
 	}
 
-	if opts.DryRun {
-		res, err := d.check(ctx, c, inst.ID)
+	if dryRun {
+		res, err := d.check(ctx, c, inst.ID, want, verb)
 		res.Mode = mode
 		if err != nil {
 			return cloud.Result{}, err
 		}
 		return res, nil
 	}
-	req := cvm.NewRebootInstancesRequest()
-	req.InstanceIds = []*string{&inst.ID}
-	req.StopType = &stopType
-	resp, err := c.RebootInstancesWithContext(ctx, req)
+	rid, envelope, err := send(c)
 	if err != nil {
 		return cloud.Result{}, mapError(ctx, err)
 	}
-	if resp.Response == nil || deref(resp.Response.RequestId) == "" {
-		return cloud.Result{}, badAnswer(resp.Response == nil)
+	if !envelope || deref(rid) == "" {
+		return cloud.Result{}, badAnswer(!envelope)
 	}
-	return cloud.Result{RequestID: deref(resp.Response.RequestId), Mode: mode}, nil
+	return cloud.Result{RequestID: deref(rid), Mode: mode}, nil
 }
 
 // badAnswer is the error of a 200 answer that is not CVM's: API 3.0 wraps
@@ -195,7 +269,7 @@ func badAnswer(noEnvelope bool) error {
 	return cloud.BadAnswer(Name, "a 200 answer without a CVM RequestId", nil)
 }
 
-func (d *Driver) check(ctx context.Context, c *cvm.Client, id string) (cloud.Result, error) {
+func (d *Driver) check(ctx context.Context, c *cvm.Client, id, want, verb string) (cloud.Result, error) {
 	req := cvm.NewDescribeInstancesRequest()
 	req.InstanceIds = []*string{&id}
 	resp, err := c.DescribeInstancesWithContext(ctx, req)
@@ -212,11 +286,11 @@ func (d *Driver) check(ctx context.Context, c *cvm.Client, id string) (cloud.Res
 		}
 		state := deref(in.InstanceState)
 		switch {
-		case state != "RUNNING":
+		case state != want:
 			return cloud.Result{}, &cloud.Error{
 				Kind: cloud.ErrInvalidState, Provider: Name,
 				Code:      "UnsupportedOperation.InstanceState" + camel(state),
-				Message:   fmt.Sprintf("instance %s is %s; only a RUNNING instance can be rebooted", id, state),
+				Message:   fmt.Sprintf("instance %s is %s; only a %s instance can be %s", id, state, want, verb),
 				RequestID: rid,
 			}
 		case deref(in.LatestOperationState) == "OPERATING":
@@ -264,7 +338,7 @@ func mapError(ctx context.Context, err error) *cloud.Error {
 	case c == "ClientError.NetworkError" &&
 		(ctx.Err() != nil || strings.Contains(se.Message, "Client.Timeout exceeded") || strings.Contains(se.Message, "i/o timeout")):
 		e.Kind = cloud.ErrTimeout
-		e.Message = "no answer from CVM in time; the reboot may or may not have been accepted: " + se.Message
+		e.Message = "no answer from CVM in time; the action may or may not have been accepted: " + se.Message
 	}
 	return e
 }

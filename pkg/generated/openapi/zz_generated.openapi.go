@@ -33,12 +33,21 @@ import (
 func GetOpenAPIDefinitions(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
 	return map[string]common.OpenAPIDefinition{
 		v1.ActionOptions{}.OpenAPIModelName():                 schema_pkg_apis_infraops_v1_ActionOptions(ref),
+		v1.Budget{}.OpenAPIModelName():                        schema_pkg_apis_infraops_v1_Budget(ref),
+		v1.BudgetGroup{}.OpenAPIModelName():                   schema_pkg_apis_infraops_v1_BudgetGroup(ref),
+		v1.BudgetHolder{}.OpenAPIModelName():                  schema_pkg_apis_infraops_v1_BudgetHolder(ref),
+		v1.BudgetList{}.OpenAPIModelName():                    schema_pkg_apis_infraops_v1_BudgetList(ref),
+		v1.BudgetSpec{}.OpenAPIModelName():                    schema_pkg_apis_infraops_v1_BudgetSpec(ref),
+		v1.BudgetStatus{}.OpenAPIModelName():                  schema_pkg_apis_infraops_v1_BudgetStatus(ref),
 		v1.CloudInstance{}.OpenAPIModelName():                 schema_pkg_apis_infraops_v1_CloudInstance(ref),
+		v1.LastAction{}.OpenAPIModelName():                    schema_pkg_apis_infraops_v1_LastAction(ref),
 		v1.Node{}.OpenAPIModelName():                          schema_pkg_apis_infraops_v1_Node(ref),
 		v1.NodeAction{}.OpenAPIModelName():                    schema_pkg_apis_infraops_v1_NodeAction(ref),
 		v1.NodeList{}.OpenAPIModelName():                      schema_pkg_apis_infraops_v1_NodeList(ref),
 		v1.NodeStatus{}.OpenAPIModelName():                    schema_pkg_apis_infraops_v1_NodeStatus(ref),
 		v1.RestartOptions{}.OpenAPIModelName():                schema_pkg_apis_infraops_v1_RestartOptions(ref),
+		v1.StartOptions{}.OpenAPIModelName():                  schema_pkg_apis_infraops_v1_StartOptions(ref),
+		v1.StopOptions{}.OpenAPIModelName():                   schema_pkg_apis_infraops_v1_StopOptions(ref),
 		metav1.APIGroup{}.OpenAPIModelName():                  schema_pkg_apis_meta_v1_APIGroup(ref),
 		metav1.APIGroupList{}.OpenAPIModelName():              schema_pkg_apis_meta_v1_APIGroupList(ref),
 		metav1.APIResource{}.OpenAPIModelName():               schema_pkg_apis_meta_v1_APIResource(ref),
@@ -142,6 +151,317 @@ func schema_pkg_apis_infraops_v1_ActionOptions(ref common.ReferenceCallback) com
 	}
 }
 
+func schema_pkg_apis_infraops_v1_Budget(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "Budget is one budget of the server's safety policy (--policy-config) and its current use: read-only, so an operator can see why an action waits.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(metav1.ObjectMeta{}.OpenAPIModelName()),
+						},
+					},
+					"spec": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Spec is the budget as the policy file states it.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.BudgetSpec{}.OpenAPIModelName()),
+						},
+					},
+					"status": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Status is its use now, per group.",
+							Default:     map[string]interface{}{},
+							Ref:         ref(v1.BudgetStatus{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"spec"},
+			},
+		},
+		Dependencies: []string{
+			v1.BudgetSpec{}.OpenAPIModelName(), v1.BudgetStatus{}.OpenAPIModelName(), metav1.ObjectMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_infraops_v1_BudgetGroup(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "BudgetGroup is the use of one group of a budget.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"group": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Group is the groupBy label's value (\"\" without groupBy, or for nodes without the label).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"nodes": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Nodes is how many nodes the group has.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"limit": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Limit is how many of them may be under an action now (for minReady, computed from the nodes that are Ready now).",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"inUse": {
+						SchemaProps: spec.SchemaProps{
+							Description: "InUse is how many are under an action now.",
+							Default:     0,
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"holders": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Holders are the nodes under an action that took this budget.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1.BudgetHolder{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"nodes", "limit", "inUse"},
+			},
+		},
+		Dependencies: []string{
+			v1.BudgetHolder{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_infraops_v1_BudgetHolder(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "BudgetHolder is a node that holds a share of a budget.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"node": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Node is the node's name.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"action": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Action and User are the accepted action and who asked for it.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"user": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+					"since": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Since is when the action was accepted.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"until": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Until is when the bound releases it, if the action has not completed by then.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+				},
+				Required: []string{"node"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_infraops_v1_BudgetList(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "BudgetList is the policy's budgets.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"metadata": {
+						SchemaProps: spec.SchemaProps{
+							Default: map[string]interface{}{},
+							Ref:     ref(metav1.ListMeta{}.OpenAPIModelName()),
+						},
+					},
+					"items": {
+						SchemaProps: spec.SchemaProps{
+							Type: []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1.Budget{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+				Required: []string{"items"},
+			},
+		},
+		Dependencies: []string{
+			v1.Budget{}.OpenAPIModelName(), metav1.ListMeta{}.OpenAPIModelName()},
+	}
+}
+
+func schema_pkg_apis_infraops_v1_BudgetSpec(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "BudgetSpec is a budget rule of the policy.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"selector": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Selector picks the nodes (label selector syntax); empty: every node.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"groupBy": {
+						SchemaProps: spec.SchemaProps{
+							Description: "GroupBy splits the nodes by the value of this label.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"actions": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Actions the budget applies to; empty: every action.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"maxUnderAction": {
+						SchemaProps: spec.SchemaProps{
+							Description: "MaxUnderAction is how many nodes of a group may be under an action at once.",
+							Type:        []string{"integer"},
+							Format:      "int32",
+						},
+					},
+					"minReady": {
+						SchemaProps: spec.SchemaProps{
+							Description: "MinReady is how many (N) or what share (N%) of a group's nodes must stay Ready.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_infraops_v1_BudgetStatus(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "BudgetStatus is a budget's use.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"underActionBound": {
+						SchemaProps: spec.SchemaProps{
+							Description: "UnderActionBound is how long a node counts as under an action at most, when nothing says its action completed sooner.",
+							Ref:         ref(metav1.Duration{}.OpenAPIModelName()),
+						},
+					},
+					"groups": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "Groups are the budget's groups (one without groupBy).",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Ref: ref(v1.BudgetGroup{}.OpenAPIModelName()),
+									},
+								},
+							},
+						},
+					},
+				},
+			},
+		},
+		Dependencies: []string{
+			v1.BudgetGroup{}.OpenAPIModelName(), metav1.Duration{}.OpenAPIModelName()},
+	}
+}
+
 func schema_pkg_apis_infraops_v1_CloudInstance(ref common.ReferenceCallback) common.OpenAPIDefinition {
 	return common.OpenAPIDefinition{
 		Schema: spec.Schema{
@@ -183,6 +503,111 @@ func schema_pkg_apis_infraops_v1_CloudInstance(ref common.ReferenceCallback) com
 				Required: []string{"provider", "instanceID"},
 			},
 		},
+	}
+}
+
+func schema_pkg_apis_infraops_v1_LastAction(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "LastAction is one action taken on a node and how far it has come.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"action": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Action is the subresource: restart, stop, start.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"mode": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Mode is the mode the cloud used, for actions that have one.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"user": {
+						SchemaProps: spec.SchemaProps{
+							Description: "User is who asked.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Reason is the reason given in the request.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"requestedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "RequestedAt is when the cloud answered the call.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"cloudRequestID": {
+						SchemaProps: spec.SchemaProps{
+							Description: "CloudRequestID is the cloud's ID of the call.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"phase": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Phase is Requested, Completed, Failed or TimedOut.",
+							Default:     "",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"completedAt": {
+						SchemaProps: spec.SchemaProps{
+							Description: "CompletedAt is when the phase left Requested.",
+							Ref:         ref(metav1.Time{}.OpenAPIModelName()),
+						},
+					},
+					"message": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Message says why the phase is what it is (the cloud's error for Failed, an unknown outcome for Requested).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"bootIDAtRequest": {
+						SchemaProps: spec.SchemaProps{
+							Description: "BootIDAtRequest and ReadyAtRequest are the Node's status.nodeInfo.bootID and Ready condition when the action was requested; BootID and Ready are what they were when the phase was last judged. The phase is judged from them.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"readyAtRequest": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+					"bootID": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+					"ready": {
+						SchemaProps: spec.SchemaProps{
+							Type:   []string{"string"},
+							Format: "",
+						},
+					},
+				},
+				Required: []string{"action", "user", "requestedAt", "phase"},
+			},
+		},
+		Dependencies: []string{
+			metav1.Time{}.OpenAPIModelName()},
 	}
 }
 
@@ -424,11 +849,17 @@ func schema_pkg_apis_infraops_v1_NodeStatus(ref common.ReferenceCallback) common
 							Format:      "",
 						},
 					},
+					"lastAction": {
+						SchemaProps: spec.SchemaProps{
+							Description: "LastAction is the last action taken on the node through this API (dry runs aside), followed from the request to its end.",
+							Ref:         ref(v1.LastAction{}.OpenAPIModelName()),
+						},
+					},
 				},
 			},
 		},
 		Dependencies: []string{
-			v1.CloudInstance{}.OpenAPIModelName()},
+			v1.CloudInstance{}.OpenAPIModelName(), v1.LastAction{}.OpenAPIModelName()},
 	}
 }
 
@@ -490,6 +921,140 @@ func schema_pkg_apis_infraops_v1_RestartOptions(ref common.ReferenceCallback) co
 						SchemaProps: spec.SchemaProps{
 							Description: "Mode is soft (default) or hard.",
 							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_infraops_v1_StartOptions(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "StartOptions is the optional JSON body of POST nodes/{name}/start.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"dryRun": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "DryRun, when [\"All\"], checks the request with the cloud and changes nothing. It is a body field, not a query parameter, because the connect handler refuses a dryRun query parameter.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Reason is free text recorded in the Event and the audit log.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"nodeUID": {
+						SchemaProps: spec.SchemaProps{
+							Description: "NodeUID is a precondition: the action is refused with 409 when the node's UID differs (the node was deleted and recreated).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+				},
+			},
+		},
+	}
+}
+
+func schema_pkg_apis_infraops_v1_StopOptions(ref common.ReferenceCallback) common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{
+		Schema: spec.Schema{
+			SchemaProps: spec.SchemaProps{
+				Description: "StopOptions is the optional JSON body of POST nodes/{name}/stop.",
+				Type:        []string{"object"},
+				Properties: map[string]spec.Schema{
+					"kind": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"apiVersion": {
+						SchemaProps: spec.SchemaProps{
+							Description: "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"dryRun": {
+						VendorExtensible: spec.VendorExtensible{
+							Extensions: spec.Extensions{
+								"x-kubernetes-list-type": "atomic",
+							},
+						},
+						SchemaProps: spec.SchemaProps{
+							Description: "DryRun, when [\"All\"], checks the request with the cloud and changes nothing. It is a body field, not a query parameter, because the connect handler refuses a dryRun query parameter.",
+							Type:        []string{"array"},
+							Items: &spec.SchemaOrArray{
+								Schema: &spec.Schema{
+									SchemaProps: spec.SchemaProps{
+										Type:   []string{"string"},
+										Format: "",
+									},
+								},
+							},
+						},
+					},
+					"reason": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Reason is free text recorded in the Event and the audit log.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"nodeUID": {
+						SchemaProps: spec.SchemaProps{
+							Description: "NodeUID is a precondition: the action is refused with 409 when the node's UID differs (the node was deleted and recreated).",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"mode": {
+						SchemaProps: spec.SchemaProps{
+							Description: "Mode is soft (the cloud's default: a clean OS shutdown) or hard.",
+							Type:        []string{"string"},
+							Format:      "",
+						},
+					},
+					"stopCharging": {
+						SchemaProps: spec.SchemaProps{
+							Description: "StopCharging asks Tencent CVM to stop billing the instance while it is stopped (StoppedMode STOP_CHARGING; pay-as-you-go instances with cloud disks only). Other clouds never bill a stopped instance's compute and ignore it.",
+							Type:        []string{"boolean"},
 							Format:      "",
 						},
 					},

@@ -58,6 +58,10 @@ type Action struct {
 	// Run calls the cloud. It returns errUnsupported when the driver lacks
 	// the capability.
 	Run func(ctx context.Context, d cloud.Driver, inst cloud.Instance, opts Options) (cloud.Result, error)
+	// Done judges from the Node whether an accepted action has shown its
+	// result (Rebooted, WentDown, CameUp), for status.lastAction. Nil
+	// leaves the record Requested until it times out.
+	Done func(at, now NodeState) bool
 }
 
 // Drivers finds the driver of an enabled provider.
@@ -89,6 +93,11 @@ type ActionConfig struct {
 	Cooldown time.Duration
 	// Clock is the clock (tests replace it); nil means the real one.
 	Clock Clock
+	// History, when set, records each real action's outcome for
+	// status.lastAction (the Follower takes it from there).
+	History *History
+	// Policy, when set, is the safety policy (budgets, windows, opt-outs).
+	Policy Policy
 }
 
 // Clock is what the action handler needs of a clock: the time, a ticker
@@ -220,6 +229,13 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 		logger.Info("Refused: node is locked", "err", err)
 		return nil, 0, err
 	}
+	if r.cfg.Policy != nil {
+		if err := r.cfg.Policy.Admit(ctx, PolicyRequest{Action: r.action.Name, Node: node, User: userName, Mode: mode, Reason: common.Reason, DryRun: dryRun}); err != nil {
+			logger.Info("Refused by the policy", "err", err)
+			r.release(context.WithoutCancel(ctx), lock, logger)
+			return nil, 0, err
+		}
+	}
 	// Fresh contexts from here on: the request's may be gone, and what is
 	// left to do (renew, release, record) must happen all the same.
 	bg := context.WithoutCancel(ctx)
@@ -251,6 +267,12 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 		}
 		logger.Info("Cloud refused the action", "err", err, "cloudRequestID", requestIDOf(err), "elapsed", elapsed)
 		if !dryRun {
+			phase, msg := infraopsv1.ActionFailed, err.Error()
+			if !cloudDidNothing(err) {
+				// The cloud may have acted: follow it like an accepted one.
+				phase, msg = infraopsv1.ActionRequested, "the outcome of the cloud call is unknown: "+msg
+			}
+			r.recordHistory(bg, node, userName, mode, common.Reason, requestIDOf(err), phase, msg, logger)
 			r.cfg.Recorder.AnnotatedEventf(node, nil, corev1.EventTypeWarning, eventReason(r.action.Name, "Failed"),
 				"%s of %s %s by %s failed (mode %s, reason %q): %v", r.action.Name, inst.Provider, inst.ID, userName, orNone(mode), common.Reason, err)
 		}
@@ -279,6 +301,7 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 	}
 	logger.Info("Cloud accepted the action", "cloudRequestID", result.RequestID, "elapsed", elapsed)
 	if !dryRun {
+		r.recordHistory(bg, node, userName, mode, common.Reason, result.RequestID, infraopsv1.ActionRequested, "", logger)
 		r.cfg.Recorder.AnnotatedEventf(node, map[string]string{
 			infraopsv1.GroupName + "/user":             userName,
 			infraopsv1.GroupName + "/cloud-request-id": result.RequestID,
@@ -287,6 +310,30 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 			r.action.Name, inst.Provider, inst.ID, inst.Region, userName, orNone(mode), common.Reason, orNone(result.RequestID))
 	}
 	return answer, http.StatusAccepted, nil
+}
+
+// recordHistory writes the node's lastAction record before the answer, so
+// a client that reads the view after the answer finds it. A failure to
+// write it does not undo the action: it is logged, and the view shows the
+// previous record.
+func (r *ActionREST) recordHistory(ctx context.Context, node *corev1.Node, user, mode, reason, requestID string, phase infraopsv1.ActionPhase, msg string, logger klog.Logger) {
+	if r.cfg.History == nil {
+		return
+	}
+	now := metav1.NewTime(r.cfg.Clock.Now())
+	la := &infraopsv1.LastAction{
+		Action: r.action.Name, Mode: mode, User: user, Reason: reason,
+		RequestedAt: now, CloudRequestID: requestID, Phase: phase, Message: msg,
+		BootIDAtRequest: node.Status.NodeInfo.BootID, ReadyAtRequest: string(readyStatus(node)),
+	}
+	if phase != infraopsv1.ActionRequested {
+		la.CompletedAt = &now
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.cfg.History.Write(ctx, node, la); err != nil {
+		logger.Error(err, "Cannot record the action for status.lastAction")
+	}
 }
 
 // call runs the action's cloud call. A driver that panics (a malformed

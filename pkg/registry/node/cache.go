@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"sort"
 	"strconv"
 	"sync"
@@ -37,6 +38,12 @@ type Cache struct {
 
 	mu    sync.RWMutex
 	items map[string]*infraopsv1.Node
+	// actions are the nodes' last actions (status.lastAction), kept apart
+	// from items so they survive a relist of Nodes and can arrive before
+	// their Node.
+	actions map[string]*infraopsv1.LastAction
+	// onNode is told the name of every node that changed.
+	onNode func(name string)
 	// rv is the resourceVersion of the state: of the last change, the list
 	// or a bookmark from kube-apiserver, whichever is newest.
 	rv uint64
@@ -87,6 +94,7 @@ func NewCache(history int, defaultRegion func(provider string) string) *Cache {
 		defaultRegion: defaultRegion,
 		items:         map[string]*infraopsv1.Node{},
 		claims:        map[string]map[string]struct{}{},
+		actions:       map[string]*infraopsv1.LastAction{},
 		ring:          make([]change, history),
 		wake:          make(chan struct{}),
 	}
@@ -128,6 +136,13 @@ func (c *Cache) apply(obj interface{}, deleted bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	rv := c.nextRV(v.ResourceVersion)
+	// The view's resourceVersion is the cache's for this change, which is
+	// the Node's unless a lastAction change took a later one first.
+	v.ResourceVersion = strconv.FormatUint(rv, 10)
+	v.Status.LastAction = c.actions[v.Name]
+	if c.onNode != nil {
+		c.onNode(v.Name)
+	}
 	prev := c.items[v.Name]
 	if prev != nil {
 		c.unclaimLocked(prev)
@@ -236,7 +251,13 @@ func (c *Cache) Replace(list []interface{}, resourceVersion string) error {
 	c.items = items
 	c.claims = map[string]map[string]struct{}{}
 	for _, v := range items {
+		v.Status.LastAction = c.actions[v.Name]
 		c.claimLocked(v)
+	}
+	if c.onNode != nil {
+		for name := range items {
+			c.onNode(name)
+		}
 	}
 	c.rv, c.floor = rv, rv
 	for i := range c.ring {
@@ -378,3 +399,47 @@ func (c *Cache) ResourceVersion() uint64 {
 func tooLargeResourceVersion(want, current uint64) error {
 	return storage.NewTooLargeResourceVersionError(want, current, 1)
 }
+
+// OnNodeChange registers f to be told the name of every node that changes
+// (the Follower judges lastAction from it). f is called with the cache's
+// lock held: it must not block or call the cache.
+func (c *Cache) OnNodeChange(f func(name string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onNode = f
+}
+
+// SetLastAction sets a node's status.lastAction (nil removes it), from
+// the record Lease whose resourceVersion is rv. A change of a node the
+// cache holds is a MODIFIED event of its view like any other, at the
+// record's resourceVersion when it is newer than the state's (kube-apiserver
+// numbers Leases and Nodes from one sequence), else at the next one, so a
+// watch's resourceVersions keep growing and one resumed from any of them
+// misses nothing.
+func (c *Cache) SetLastAction(node string, la *infraopsv1.LastAction, rv string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if apiequality.Semantic.DeepEqual(c.actions[node], la) {
+		return
+	}
+	if la == nil {
+		delete(c.actions, node)
+	} else {
+		c.actions[node] = la
+	}
+	prev, ok := c.items[node]
+	if !ok {
+		return
+	}
+	next := rvNum(c.nextRV(rv))
+	v := emit(prev)
+	v.Status = *prev.Status.DeepCopy()
+	v.Status.LastAction = la
+	v.ResourceVersion = next.String()
+	c.items[node] = v
+	c.push(change{typ: watch.Modified, obj: v, prev: prev, rv: uint64(next)})
+}
+
+type rvNum uint64
+
+func (r rvNum) String() string { return strconv.FormatUint(uint64(r), 10) }

@@ -211,6 +211,8 @@ var tableColumns = []metav1.TableColumnDefinition{
 	{Name: "Zone", Type: "string", Description: "Availability zone"},
 	{Name: "Instance", Type: "string", Description: "Cloud instance ID"},
 	{Name: "Ready", Type: "string", Description: "Status of the node's Ready condition"},
+	{Name: "Last-Action", Type: "string", Description: "The last action taken on the node through this API (status.lastAction.action)"},
+	{Name: "Phase", Type: "string", Description: "How far the last action has come: Requested, Completed, Failed or TimedOut"},
 	{Name: "Age", Type: "string", Description: "Time since the node was created"},
 	{Name: "Cloud-Error", Type: "string", Priority: 1, Description: "Why the node cannot be acted on"},
 }
@@ -234,9 +236,13 @@ func (r *REST) ConvertToTable(ctx context.Context, obj runtime.Object, _ runtime
 			provider, region, instance = c.Provider, orNone(c.Region), c.InstanceID
 			zone = orNone(c.Zone)
 		}
+		action, phase := "<none>", "<none>"
+		if la := n.Status.LastAction; la != nil {
+			action, phase = la.Action, string(la.Phase)
+		}
 		table.Rows = append(table.Rows, metav1.TableRow{
 			Cells: []interface{}{
-				n.Name, provider, region, zone, instance, n.Status.Ready,
+				n.Name, provider, region, zone, instance, n.Status.Ready, action, phase,
 				translateAge(n.CreationTimestamp), orNone(n.Status.CloudError),
 			},
 			Object: runtime.RawExtension{Object: n},

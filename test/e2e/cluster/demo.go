@@ -27,11 +27,61 @@ const (
 	DemoNodeTKE2 = "172.16.0.13"
 	// DemoNodeDev is the one node DemoUser may restart.
 	DemoNodeDev = "ip-10-0-3-7.ec2.internal"
+	// DemoNodeIngest and DemoNodeIngest2 are EC2 nodes of pool=ingest in
+	// one zone: the demo policy's per-zone budget lets one of them be
+	// under an action at a time.
+	DemoNodeIngest  = "ip-10-0-5-10.ec2.internal"
+	DemoNodeIngest2 = "ip-10-0-5-11.ec2.internal"
+	// DemoNodeMaint is drained, restarted and uncordoned with the plugin.
+	DemoNodeMaint = "ip-10-0-2-31.ec2.internal"
+	// DemoNodeEKSBatch is stopped; DemoNodeTKEStopped starts stopped (its
+	// machine STOPPED, the Node NotReady) and is started.
+	DemoNodeEKSBatch   = "ip-10-0-4-8.ec2.internal"
+	DemoNodeTKEStopped = "172.16.0.14"
 
-	DemoEC2InstanceID2   = "i-0123456789abcdef1"
-	DemoEC2InstanceIDDev = "i-0123456789abcdef2"
-	DemoCVMInstanceID2   = "ins-abcd1235"
+	DemoEC2InstanceIDBatch   = "i-0123456789abcdef3"
+	DemoCVMInstanceIDStopped = "ins-abcd1236"
+
+	DemoEC2InstanceID2       = "i-0123456789abcdef1"
+	DemoEC2InstanceIDDev     = "i-0123456789abcdef2"
+	DemoCVMInstanceID2       = "ins-abcd1235"
+	DemoEC2InstanceIDIngest  = "i-0123456789abcdef5"
+	DemoEC2InstanceIDIngest2 = "i-0123456789abcdef6"
+	DemoEC2InstanceIDMaint   = "i-0123456789abcdef7"
 )
+
+// DemoBudget is the demo policy's budget: one ingest machine per zone
+// under an action at once.
+const DemoBudget = "ingest-per-zone"
+
+// DemoPolicy is the demo server's --policy-config: small, and shaped so
+// the Try list meets it on the ingest nodes and nowhere else.
+const DemoPolicy = `apiVersion: infraops.michael.io/v1
+kind: PolicyConfig
+# A node counts as under an action until its lastAction completes, at most this long.
+underActionBound: 30m
+budgets:
+  # At most one ingest machine per zone under an action at once.
+  - name: ` + DemoBudget + `
+    selector: pool=ingest
+    groupBy: topology.kubernetes.io/zone
+    maxUnderAction: 1
+optOuts:
+  # Nodes annotated karpenter.sh/do-not-disrupt: "true" are refused too
+  # (infraops.michael.io/protect: "true" always is).
+  karpenterDoNotDisrupt: true
+`
+
+// DemoChaosPool labels the demo's chaos nodes, DemoChaosNodes, which
+// --random picks from.
+const DemoChaosPool = "pool=chaos"
+
+// DemoChaosNodes are the nodes of DemoChaosPool and their instances.
+var DemoChaosNodes = []struct{ Name, InstanceID, Zone string }{
+	{"ip-10-0-4-11.ec2.internal", "i-0123456789abcdef8", "us-east-1a"},
+	{"ip-10-0-4-12.ec2.internal", "i-0123456789abcdef9", "us-east-1b"},
+	{"ip-10-0-4-13.ec2.internal", "i-0123456789abcdefa", "us-east-1c"},
+}
 
 // DemoUser is the demo's developer: allowed to restart DemoNodeDev only,
 // with no cloud account of any kind.
@@ -55,11 +105,20 @@ const (
 
 // DemoStoryInstances are the machines of DemoStoryNodes.
 func DemoStoryInstances() []FakeInstance {
-	return append(DemoInstances(),
+	out := append(DemoInstances(),
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceID2, State: "running"},
 		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDDev, State: "running"},
 		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceID2},
+		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDMaint, State: "running"},
+		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDBatch, State: "running"},
+		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDIngest, State: "running"},
+		FakeInstance{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceIDIngest2, State: "running"},
+		FakeInstance{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceIDStopped, State: "STOPPED"},
 	)
+	for _, n := range DemoChaosNodes {
+		out = append(out, FakeInstance{Provider: "aws", Region: "us-east-1", ID: n.InstanceID, State: "running"})
+	}
+	return out
 }
 
 // DemoStoryNodes are DemoNodes, the worker nodes labelled DemoPool, plus
@@ -86,9 +145,16 @@ func DemoStoryNodes() []NodeSpec {
 			BootID: boot,
 		}
 	}
+	_, chaos, _ := strings.Cut(DemoChaosPool, "=")
+	for i, n := range DemoChaosNodes {
+		nodes = append(nodes, eks(n.Name, n.Zone, n.InstanceID, chaos, fmt.Sprintf("6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e01%02d", i)))
+	}
 	return append(nodes,
 		eks(DemoNodeEKS2, "us-east-1b", DemoEC2InstanceID2, workers, "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0005"),
 		eks(DemoNodeDev, "us-east-1a", DemoEC2InstanceIDDev, "dev", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0006"),
+		eks(DemoNodeIngest, "us-east-1a", DemoEC2InstanceIDIngest, "ingest", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e000a"),
+		eks(DemoNodeIngest2, "us-east-1a", DemoEC2InstanceIDIngest2, "ingest", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e000b"),
+		eks(DemoNodeMaint, "us-east-1c", DemoEC2InstanceIDMaint, "maintenance", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0008"),
 		NodeSpec{
 			Name:       DemoNodeTKE2,
 			ProviderID: "qcloud:///100003/" + DemoCVMInstanceID2,
@@ -101,6 +167,18 @@ func DemoStoryNodes() []NodeSpec {
 			},
 			Ready:  true,
 			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0007",
+		},
+		eks(DemoNodeEKSBatch, "us-east-1a", DemoEC2InstanceIDBatch, "batch", "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0008"),
+		NodeSpec{
+			Name:       DemoNodeTKEStopped,
+			ProviderID: "qcloud:///100003/" + DemoCVMInstanceIDStopped,
+			Labels: map[string]string{
+				"topology.kubernetes.io/region": "gz",
+				"topology.kubernetes.io/zone":   "100003",
+				pool:                            "batch",
+			},
+			Ready:  false,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0009",
 		},
 	)
 }
@@ -146,15 +224,21 @@ type Demo struct {
 	Env []string
 	// Steps is the Try list, in order.
 	Steps []DemoStep
+	// PolicyFile is the server's --policy-config (DemoPolicy).
+	PolicyFile string
 }
 
 // StartDemo starts the product as `make demo` runs it: the story nodes,
 // the fake cloud playing the kubelets, a short cooldown, and DemoUser.
 func (c *Cluster) StartDemo(ctx context.Context, o DemoOptions) (*Demo, error) {
+	policyFile := filepath.Join(c.WorkDir(), "policy.yaml")
+	if err := os.WriteFile(policyFile, []byte(DemoPolicy), 0o644); err != nil {
+		return nil, err
+	}
 	p, err := c.StartProduct(ctx, ProductOptions{
 		ServerBinary:    o.ServerBinary,
 		FakeCloudBinary: o.FakeCloudBinary,
-		ExtraServerArgs: []string{"--action-cooldown=" + ShortDuration(DemoCooldown)},
+		ExtraServerArgs: []string{"--action-cooldown=" + ShortDuration(DemoCooldown), "--policy-config=" + policyFile},
 		Instances:       DemoStoryInstances(),
 		Nodes:           DemoStoryNodes(),
 		KubeletDelay:    DemoKubeletDelay,
@@ -163,7 +247,7 @@ func (c *Cluster) StartDemo(ctx context.Context, o DemoOptions) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Demo{Product: p}
+	d := &Demo{Product: p, PolicyFile: policyFile}
 	if d.UserKubeconfig, err = c.demoUser(ctx); err != nil {
 		return nil, err
 	}
@@ -238,7 +322,7 @@ func (c *Cluster) UserKubeconfig(user string, groups ...string) (string, error) 
 	return path, nil
 }
 
-type requestBodies struct{ dryRun, soft, hard string }
+type requestBodies struct{ dryRun, soft, hard, stop, start string }
 
 // writeRequestBodies saves RestartOptions bodies for `kubectl create
 // --raw`, which reads a body only from a file.
@@ -247,12 +331,16 @@ func writeRequestBodies(dir string) (requestBodies, error) {
 		dryRun: filepath.Join(dir, "restart-dry-run.json"),
 		soft:   filepath.Join(dir, "restart-soft.json"),
 		hard:   filepath.Join(dir, "restart-hard.json"),
+		stop:   filepath.Join(dir, "stop.json"),
+		start:  filepath.Join(dir, "start.json"),
 	}
 	const head = `{"apiVersion":"` + Group + `/` + Version + `","kind":"RestartOptions",`
 	for path, body := range map[string]string{
 		b.dryRun: head + `"dryRun":["All"],"reason":"demo: would it be allowed?"}`,
 		b.soft:   head + `"mode":"soft","reason":"demo"}`,
 		b.hard:   head + `"mode":"hard","reason":"demo"}`,
+		b.stop:   `{"apiVersion":"` + Group + `/` + Version + `","kind":"StopOptions","mode":"soft","reason":"demo: the batch pool sleeps at night"}`,
+		b.start:  `{"apiVersion":"` + Group + `/` + Version + `","kind":"StartOptions","reason":"demo: morning"}`,
 	} {
 		if err := os.WriteFile(path, []byte(body+"\n"), 0o644); err != nil {
 			return b, err
@@ -265,9 +353,10 @@ func writeRequestBodies(dir string) (requestBodies, error) {
 // own (the cooldown), dry runs come before the real requests on the same
 // nodes, and the comments say only what the test checks.
 func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
-	raw := func(node, body string) string {
-		return fmt.Sprintf("kubectl create --raw /apis/%s/%s/nodes/%s/restart -f %s", Group, Version, node, body)
+	rawAction := func(action, node, body string) string {
+		return fmt.Sprintf("kubectl create --raw /apis/%s/%s/nodes/%s/%s -f %s", Group, Version, node, action, body)
 	}
+	raw := func(node, body string) string { return rawAction("restart", node, body) }
 	nodes := "nodes." + Group
 	asUser := " --kubeconfig " + userKubeconfig
 	return []DemoStep{
@@ -277,14 +366,16 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`\sTrue\s`},
 		},
 		{
-			Comment: "the core Nodes: EKS and TKE workers, a dev node, an EKS Fargate node, a bare-metal node",
+			Comment: "the core Nodes: EKS and TKE workers, a dev node, an ACK node, a GKE node, an EKS Fargate node, a bare-metal node",
 			Command: "kubectl get nodes --show-labels",
-			Want:    []string{DemoNodeEKS, DemoNodeTKE2, DemoNodeFargate, DemoNodeNoProvider},
+			Want:    []string{DemoNodeEKS, DemoNodeTKE2, regexp.QuoteMeta(DemoNodeACK), regexp.QuoteMeta(DemoNodeGKE), DemoNodeFargate, DemoNodeNoProvider},
 		},
 		{
 			Comment: "the same nodes with the cloud machine behind each one",
 			Command: "kubectl get " + nodes,
-			Want:    []string{DemoNodeEKS + `\s+aws\s+us-east-1\s+us-east-1a\s+` + DemoEC2InstanceID, DemoNodeTKE + `\s+tencentcloud\s+ap-guangzhou\s+100003\s+` + DemoCVMInstanceID},
+			Want: []string{DemoNodeEKS + `\s+aws\s+us-east-1\s+us-east-1a\s+` + DemoEC2InstanceID, DemoNodeTKE + `\s+tencentcloud\s+ap-guangzhou\s+100003\s+` + DemoCVMInstanceID,
+				regexp.QuoteMeta(DemoNodeACK) + `\s+alibabacloud\s+cn-hangzhou\s+cn-hangzhou-k\s+` + DemoECSInstanceID,
+				regexp.QuoteMeta(DemoNodeGKE) + `\s+gce\s+us-central1\s+` + DemoGCEZone + `\s+` + regexp.QuoteMeta(DemoNodeGKE)},
 		},
 		{
 			Comment: "status.cloud, resolved from spec.providerID",
@@ -302,11 +393,14 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`\(server dry run\)`, `4 requested, 0 failed`},
 		},
 		{
-			Comment:    "in a second terminal: watch READY go Unknown and back to True as the next commands reboot machines (Ctrl-C ends it)",
+			Comment:    "in a second terminal: watch READY go Unknown and back to True, and LAST-ACTION/PHASE go from Requested to Completed, as the next commands reboot machines (Ctrl-C ends it)",
 			Command:    "kubectl get " + nodes + " -w",
 			Background: true,
 			Started:    DemoNodeEKS2,
-			Want:       []string{`(?s)` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sUnknown\s.*\n` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sTrue\s`},
+			Want: []string{
+				`(?s)` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sUnknown\s.*\n` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\sTrue\s`,
+				`(?s)` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\srestart\s+Requested\s.*\n` + regexp.QuoteMeta(DemoNodeEKS2) + `\s[^\n]*\srestart\s+Completed\s`,
+			},
 		},
 		{
 			Comment: "EC2 reboot: 202 with a NodeAction (the instance, EC2's request ID, who asked)",
@@ -333,6 +427,11 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Comment: "AKS scale-set instance dry run: ARM has none, so the instance view is read (it exists, it is running)",
 			Command: raw(DemoNodeAKS, b.dryRun),
 			Want:    []string{`"dryRun":true`, `virtualMachineScaleSets/aks-nodepool1-12345678-vmss/virtualMachines/0`},
+		},
+		{
+			Comment: "ECS hard reboot (ForceStop); ACK's providerID cn-hangzhou.i-… has no scheme, and names the region",
+			Command: raw(DemoNodeACK, b.hard),
+			Want:    []string{`"mode":"hard"`, `"provider":"alibabacloud"`, `"region":"cn-hangzhou"`, DemoECSInstanceID},
 		},
 		{
 			Comment: "refused (422): Compute Engine has no soft reboot, and the answer names the mode it has",
@@ -363,6 +462,18 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Want:    []string{`restart requested`, regexp.QuoteMeta(DemoNodeEKS2) + ` is back: new boot ID`},
 		},
 		{
+			Comment: "maintenance: cordon, evict the pods (PodDisruptionBudgets respected, at most --drain-timeout), restart, wait until back, uncordon",
+			Command: "kubectl restart " + DemoNodeMaint + " --drain --drain-timeout 2m --reason 'kernel update'",
+			Want: []string{
+				`(?s)` + regexp.QuoteMeta(DemoNodeMaint) + ` cordoned\n.*` + regexp.QuoteMeta(DemoNodeMaint) + ` drained\n.*restart requested.*is back: new boot ID.*` + regexp.QuoteMeta(DemoNodeMaint) + ` uncordoned`,
+			},
+		},
+		{
+			Comment: "chaos: restart 2 nodes picked at random from " + DemoChaosPool + ", both at once, each waited for; the same --seed picks the same nodes again",
+			Command: "kubectl restart -l " + DemoChaosPool + " --random 2 --seed 7 --max-in-flight 2 --wait --yes",
+			Want:    []string{`picked 2 of 3 nodes matching "` + regexp.QuoteMeta(DemoChaosPool) + `" at random \(--seed 7\)`, `2 done, 0 failed, 0 skipped`},
+		},
+		{
 			Comment: "the answer as YAML (a CVM hard reset)",
 			Command: "kubectl restart " + DemoNodeTKE2 + " --mode hard --reason demo -o yaml",
 			Want:    []string{`kind: NodeAction`, `mode: hard`, `instanceID: ` + DemoCVMInstanceID2},
@@ -372,6 +483,22 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Command: "kubectl get events --field-selector involvedObject.name=" + DemoNodeEKS2,
 			Settles: true,
 			Want:    []string{`RestartRequested`, `requested by kubernetes-admin \(mode soft, reason "kernel update"`},
+		},
+		{
+			Comment: "the safety policy (--policy-config): budget " + DemoBudget + " lets one ingest node per zone be under an action at once; both ingest nodes are in us-east-1a",
+			Command: "kubectl get budgets." + Group,
+			Want:    []string{DemoBudget + `\s+us-east-1a\s+0\s+1\s+2\s+maxUnderAction=1\s+<none>`},
+		},
+		{
+			Comment: "a dry run on both: each alone would be allowed, and a dry run takes no budget",
+			Command: "kubectl restart -l pool=ingest --dry-run=server",
+			Want:    []string{`2 requested, 0 failed`},
+		},
+		{
+			Comment: "both for real, one after the other: the first is accepted, the second refused with 429 TooManyRequests (and Retry-After) naming the budget and the node under its restart",
+			Command: raw(DemoNodeIngest, b.soft) + " && " + raw(DemoNodeIngest2, b.soft),
+			Fails:   true,
+			Want:    []string{`"nodeName":"` + regexp.QuoteMeta(DemoNodeIngest) + `"`, `\(TooManyRequests\)`, `Budget "` + DemoBudget + `"`, `under an action now: ` + regexp.QuoteMeta(DemoNodeIngest)},
 		},
 		{
 			Comment: "the developer " + DemoUser + " (no cloud account) may restart " + DemoNodeDev + " only: RBAC create on nodes/restart with resourceNames",
@@ -394,6 +521,25 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 			Command: "kubectl get events --field-selector involvedObject.name=" + DemoNodeDev,
 			Settles: true,
 			Want:    []string{`requested by ` + regexp.QuoteMeta(DemoUser) + ` \(mode soft, reason "testing my fix"`},
+		},
+		{
+			Comment: "EC2 stop (StopInstances; mode hard would be Force): the machine keeps its disks, the Node stays and goes NotReady",
+			Command: rawAction("stop", DemoNodeEKSBatch, b.stop),
+			Want:    []string{`"action":"stop"`, `"mode":"soft"`, DemoEC2InstanceIDBatch},
+		},
+		{
+			Comment: "CVM start (StartInstances) of a machine that was stopped",
+			Command: rawAction("start", DemoNodeTKEStopped, b.start),
+			Want:    []string{`"action":"start"`, DemoCVMInstanceIDStopped},
+		},
+		{
+			Comment: "status.lastAction followed to its end: the stopped node NotReady, the started one Ready again (the fake cloud plays the kubelets)",
+			Command: "kubectl get " + nodes + " " + DemoNodeEKSBatch + " " + DemoNodeTKEStopped,
+			Settles: true,
+			Want: []string{
+				regexp.QuoteMeta(DemoNodeEKSBatch) + `\s[^\n]*\sstop\s+Completed\s`,
+				regexp.QuoteMeta(DemoNodeTKEStopped) + `\s[^\n]*\sTrue\s+start\s+Completed\s`,
+			},
 		},
 	}
 }

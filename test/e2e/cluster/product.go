@@ -44,6 +44,7 @@ type NodeSpec struct {
 const (
 	DemoEC2InstanceID = "i-0123456789abcdef0"
 	DemoCVMInstanceID = "ins-abcd1234"
+	DemoECSInstanceID = "i-bp1demo0demo0demo0001"
 	// DemoGCEProject and DemoGCEZone place the GKE node's VM.
 	DemoGCEProject = "demo-project-1"
 	DemoGCEZone    = "us-central1-a"
@@ -66,6 +67,7 @@ const (
 const (
 	DemoNodeEKS        = "ip-10-0-1-23.ec2.internal"
 	DemoNodeTKE        = "172.16.0.12"
+	DemoNodeACK        = "cn-hangzhou.192.168.0.21"
 	DemoNodeFargate    = "fargate-ip-10-0-2-45.ec2.internal"
 	DemoNodeNoProvider = "bare-metal-1"
 	// DemoNodeGKE is also its VM's name, as on GKE.
@@ -80,6 +82,7 @@ func DemoInstances() []FakeInstance {
 	return []FakeInstance{
 		{Provider: "aws", Region: "us-east-1", ID: DemoEC2InstanceID, State: "running"},
 		{Provider: "tencentcloud", Region: "ap-guangzhou", ID: DemoCVMInstanceID},
+		{Provider: "alibabacloud", Region: "cn-hangzhou", ID: DemoECSInstanceID},
 		{Provider: "gce", Region: "us-central1", Project: DemoGCEProject, Zone: DemoGCEZone, ID: DemoNodeGKE},
 		{Provider: "azure", Region: "westeurope", ID: DemoAzureVMID},
 		{Provider: "azure", Region: "eastus", ID: DemoAzureVMSSID},
@@ -87,8 +90,9 @@ func DemoInstances() []FakeInstance {
 }
 
 // DemoNodes are an EKS node, a TKE node (with TKE's short region alias),
-// a GKE node, an EKS Fargate node (not a machine we can reboot) and a node
-// without a providerID.
+// an ACK node (with ACK's providerID, which has no scheme), a GKE node, an
+// EKS Fargate node (not a machine we can reboot) and a node without a
+// providerID.
 func DemoNodes() []NodeSpec {
 	return []NodeSpec{
 		{
@@ -113,6 +117,17 @@ func DemoNodes() []NodeSpec {
 			},
 			Ready:  true,
 			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0002",
+		},
+		{
+			Name:       DemoNodeACK,
+			ProviderID: "cn-hangzhou." + DemoECSInstanceID,
+			Labels: map[string]string{
+				"topology.kubernetes.io/region":    "cn-hangzhou",
+				"topology.kubernetes.io/zone":      "cn-hangzhou-k",
+				"node.kubernetes.io/instance-type": "ecs.g7.large",
+			},
+			Ready:  true,
+			BootID: "6f1d2f0e-3c1b-4d55-9a39-0b7f1c2e0009",
 		},
 		{
 			Name:       DemoNodeGKE,
@@ -204,10 +219,11 @@ type ProductOptions struct {
 type Product struct {
 	FakeCloud *Process
 	Server    *Process
-	// EC2URL, CVMURL and GCEURL are the fake cloud's endpoints (GCE's
-	// OAuth2 token endpoint included).
+	// EC2URL, CVMURL, ECSURL and GCEURL are the fake cloud's endpoints
+	// (GCE's OAuth2 token endpoint included).
 	EC2URL string
 	CVMURL string
+	ECSURL string
 	GCEURL string
 	// GCEKeyFile is the service-account key the fake made and trusts; the
 	// server finds it through GOOGLE_APPLICATION_CREDENTIALS.
@@ -283,6 +299,7 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	fakeArgs := []string{
 		"--ec2-listen", "127.0.0.1:0",
 		"--cvm-listen", "127.0.0.1:0",
+		"--ecs-listen", "127.0.0.1:0",
 		"--gce-listen", "127.0.0.1:0",
 		"--gce-key-file", p.GCEKeyFile,
 		"--tls-cert-file", filepath.Join(dir, "fake-cloud.crt"),
@@ -292,6 +309,7 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 		// test proves what the SDKs signed, not only the header's shape.
 		"--aws-access-key-id", fakeAWSKeyID, "--aws-secret-access-key", fakeAWSSecret,
 		"--tencent-secret-id", fakeTencentID, "--tencent-secret-key", fakeTencentSecret,
+		"--alibaba-access-key-id", fakeAlibabaKeyID, "--alibaba-access-key-secret", fakeAlibabaSecret,
 	}
 	if o.Azure {
 		fakeArgs = append(fakeArgs, "--azure-listen", "127.0.0.1:0",
@@ -311,18 +329,25 @@ func (c *Cluster) StartProduct(ctx context.Context, o ProductOptions) (*Product,
 	if err != nil {
 		return nil, err
 	}
-	if p.EC2URL, p.CVMURL, p.GCEURL, err = parseFakeCloudLine(line); err != nil {
+	urls, err := parseFakeCloudLine(line)
+	if err != nil {
 		return nil, fmt.Errorf("fake-cloud: %w%s", err, p.FakeCloud.logTailSuffix())
 	}
+	p.EC2URL, p.CVMURL, p.ECSURL, p.GCEURL = urls["ec2"], urls["cvm"], urls["ecs"], urls["gce"]
+	// Azure is opt-in: only then is azure=URL required of the first line.
 	if o.Azure {
-		if p.AzureURL, err = fakeCloudURL(line, "azure"); err != nil {
-			return nil, fmt.Errorf("fake-cloud: %w%s", err, p.FakeCloud.logTailSuffix())
+		if p.AzureURL = urls["azure"]; p.AzureURL == "" {
+			return nil, fmt.Errorf("fake-cloud: first line %q lacks azure=URL%s", line, p.FakeCloud.logTailSuffix())
 		}
 	}
-	c.opts.Logf("fake cloud up after %s: ec2=%s cvm=%s gce=%s azure=%s", time.Since(begin).Round(time.Millisecond), p.EC2URL, p.CVMURL, p.GCEURL, p.AzureURL)
+	c.opts.Logf("fake cloud up after %s: %s", time.Since(begin).Round(time.Millisecond), strings.TrimSpace(line))
 
 	p.CloudConfig = filepath.Join(dir, "cloud-config.yaml")
-	cloudConfig, err := cloudConfigYAMLWithAzure(p.EC2URL, p.CVMURL, p.GCEURL, p.AzureURL, caFile)
+	if !o.Azure {
+		// A fake started without Azure has none; never configure one.
+		delete(urls, "azure")
+	}
+	cloudConfig, err := cloudConfigYAML(urls, caFile)
 	if err != nil {
 		return nil, err
 	}
@@ -397,8 +422,15 @@ func writeFiles(files map[string][]byte) error {
 	return nil
 }
 
-// parseFakeCloudLine reads "ec2=https://127.0.0.1:P cvm=https://127.0.0.1:Q gce=https://127.0.0.1:R".
-func parseFakeCloudLine(line string) (ec2, cvm, gce string, err error) {
+// fakeEndpoints are the fake cloud's endpoints the harness starts, by
+// the name the fake prints, with the provider each serves.
+var fakeEndpoints = map[string]string{"ec2": "aws", "cvm": "tencentcloud", "ecs": "alibabacloud", "gce": "gce"}
+
+// parseFakeCloudLine reads "ec2=https://127.0.0.1:P cvm=https://127.0.0.1:Q
+// ecs=https://127.0.0.1:R gce=https://127.0.0.1:S" into endpoint name →
+// URL; every one of fakeEndpoints must be there.
+func parseFakeCloudLine(line string) (map[string]string, error) {
+	urls := map[string]string{}
 	for field := range strings.FieldsSeq(line) {
 		k, v, ok := strings.Cut(field, "=")
 		if !ok {
@@ -406,21 +438,16 @@ func parseFakeCloudLine(line string) (ec2, cvm, gce string, err error) {
 		}
 		u, perr := url.Parse(v)
 		if perr != nil || u.Scheme == "" || u.Host == "" {
-			return "", "", "", fmt.Errorf("bad %s URL %q in first line %q", k, v, line)
+			return nil, fmt.Errorf("bad %s URL %q in first line %q", k, v, line)
 		}
-		switch k {
-		case "ec2":
-			ec2 = v
-		case "cvm":
-			cvm = v
-		case "gce":
-			gce = v
+		urls[k] = v
+	}
+	for name := range fakeEndpoints {
+		if urls[name] == "" {
+			return nil, fmt.Errorf("first line %q lacks %s=URL", line, name)
 		}
 	}
-	if ec2 == "" || cvm == "" || gce == "" {
-		return "", "", "", fmt.Errorf("first line %q lacks ec2=URL, cvm=URL and gce=URL", line)
-	}
-	return ec2, cvm, gce, nil
+	return urls, nil
 }
 
 type cloudProviderConfig struct {
@@ -429,39 +456,25 @@ type cloudProviderConfig struct {
 	CAFile   string `json:"caFile"`
 }
 
-func cloudConfigYAML(ec2, cvm, gce, caFile string) ([]byte, error) {
-	return cloudConfigYAMLWithAzure(ec2, cvm, gce, "", caFile)
-}
-
-// cloudConfigYAMLWithAzure adds the azure block when azure is not empty:
-// ARM at the fake, whose token endpoint AZURE_AUTHORITY_HOST names.
-func cloudConfigYAMLWithAzure(ec2, cvm, gce, azure, caFile string) ([]byte, error) {
+// cloudConfigYAML points every cloud at its fake endpoint (urls from
+// parseFakeCloudLine), trusting caFile. Azure, opt-in, only when urls has
+// it: ARM at the fake, whose token endpoint AZURE_AUTHORITY_HOST names.
+func cloudConfigYAML(urls map[string]string, caFile string) ([]byte, error) {
 	providers := map[string]cloudProviderConfig{
-		"aws":          {Region: "us-east-1", Endpoint: ec2, CAFile: caFile},
-		"tencentcloud": {Region: "ap-guangzhou", Endpoint: cvm, CAFile: caFile},
+		"aws":          {Region: "us-east-1", Endpoint: urls["ec2"], CAFile: caFile},
+		"tencentcloud": {Region: "ap-guangzhou", Endpoint: urls["cvm"], CAFile: caFile},
+		// ECS providerIDs name their region; the default is never used.
+		"alibabacloud": {Region: "cn-hangzhou", Endpoint: urls["ecs"], CAFile: caFile},
 		// Every GCE providerID names its zone: no default region. The CA
 		// file is trusted for the token endpoint too.
-		"gce": {Endpoint: gce, CAFile: caFile},
+		"gce": {Endpoint: urls["gce"], CAFile: caFile},
 	}
-	if azure != "" {
-		providers["azure"] = cloudProviderConfig{Endpoint: azure, CAFile: caFile}
+	if urls["azure"] != "" {
+		providers["azure"] = cloudProviderConfig{Endpoint: urls["azure"], CAFile: caFile}
 	}
 	return yaml.Marshal(struct {
 		Providers map[string]cloudProviderConfig `json:"providers"`
 	}{providers})
-}
-
-// fakeCloudURL reads one endpoint, key=URL, of the fake cloud's first line.
-func fakeCloudURL(line, key string) (string, error) {
-	for field := range strings.FieldsSeq(line) {
-		if v, ok := strings.CutPrefix(field, key+"="); ok {
-			if u, err := url.Parse(v); err == nil && u.Scheme == "https" && u.Host != "" {
-				return v, nil
-			}
-			return "", fmt.Errorf("bad %s URL %q in first line %q", key, v, line)
-		}
-	}
-	return "", fmt.Errorf("first line %q lacks %s=URL", line, key)
 }
 
 // azureCredentials are DefaultAzureCredential's environment credential for
@@ -487,6 +500,8 @@ const (
 	fakeAWSSecret     = "fake-secret-access-key"
 	fakeTencentID     = "AKIDfakefakefakefakefakefakefakefake"
 	fakeTencentSecret = "fake-secret-key"
+	fakeAlibabaKeyID  = "LTAI5tFakeFakeFakeFake00"
+	fakeAlibabaSecret = "fake-access-key-secret"
 )
 
 func fakeCredentials() []string {
@@ -496,6 +511,12 @@ func fakeCredentials() []string {
 		"AWS_EC2_METADATA_DISABLED=true",
 		"TENCENTCLOUD_SECRET_ID=" + fakeTencentID,
 		"TENCENTCLOUD_SECRET_KEY=" + fakeTencentSecret,
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=" + fakeAlibabaKeyID,
+		"ALIBABA_CLOUD_ACCESS_KEY_SECRET=" + fakeAlibabaSecret,
+		// Keep credentials-go off the CLI's config file and the ECS
+		// metadata server should the chain ever get that far.
+		"ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true",
+		"ALIBABA_CLOUD_ECS_METADATA_DISABLED=true",
 	}
 }
 
@@ -504,7 +525,7 @@ func fakeCredentials() []string {
 // identity) could reach the server: the demo and the tests must only ever
 // talk to the fake cloud.
 func cloudEnv(kv string) bool {
-	for _, prefix := range []string{"AWS_", "TENCENTCLOUD_", "TKE_", "GOOGLE_", "CLOUDSDK_", "GCE_METADATA", "AZURE_", "MSI_", "IDENTITY_"} {
+	for _, prefix := range []string{"AWS_", "TENCENTCLOUD_", "TKE_", "ALIBABA_CLOUD_", "ALICLOUD_", "GOOGLE_", "CLOUDSDK_", "GCE_METADATA", "AZURE_", "MSI_", "IDENTITY_"} {
 		if strings.HasPrefix(kv, prefix) {
 			return true
 		}

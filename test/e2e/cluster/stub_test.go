@@ -46,6 +46,7 @@ func runFakeCloudStub(args []string) error {
 	fs := flag.NewFlagSet("fake-cloud", flag.ContinueOnError)
 	ec2Listen := fs.String("ec2-listen", "", "")
 	cvmListen := fs.String("cvm-listen", "", "")
+	ecsListen := fs.String("ecs-listen", "", "")
 	gceListen := fs.String("gce-listen", "", "")
 	gceKeyFile := fs.String("gce-key-file", "", "")
 	certFile := fs.String("tls-cert-file", "", "")
@@ -57,7 +58,8 @@ func runFakeCloudStub(args []string) error {
 	}
 	// The harness hands the fake the credentials the server signs with.
 	secrets := map[string]*string{}
-	for _, name := range []string{"aws-access-key-id", "aws-secret-access-key", "tencent-secret-id", "tencent-secret-key"} {
+	for _, name := range []string{"aws-access-key-id", "aws-secret-access-key", "tencent-secret-id", "tencent-secret-key",
+		"alibaba-access-key-id", "alibaba-access-key-secret"} {
 		secrets[name] = fs.String(name, "", "")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -87,7 +89,7 @@ func runFakeCloudStub(args []string) error {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
 	var urls []string
-	addrs := []string{*ec2Listen, *cvmListen, *gceListen}
+	addrs := []string{*ec2Listen, *cvmListen, *ecsListen, *gceListen}
 	if *azureListen != "" {
 		addrs = append(addrs, *azureListen)
 	}
@@ -107,13 +109,13 @@ func runFakeCloudStub(args []string) error {
 	if *gceKeyFile == "" {
 		return errors.New("--gce-key-file not given")
 	}
-	if err := os.WriteFile(*gceKeyFile, []byte(`{"type":"service_account","token_uri":"`+urls[2]+`/token"}`), 0o600); err != nil {
+	if err := os.WriteFile(*gceKeyFile, []byte(`{"type":"service_account","token_uri":"`+urls[3]+`/token"}`), 0o600); err != nil {
 		return err
 	}
-	if len(urls) == 4 {
-		fmt.Printf("ec2=%s cvm=%s gce=%s azure=%s\n", urls[0], urls[1], urls[2], urls[3])
+	if len(urls) == 5 {
+		fmt.Printf("ec2=%s cvm=%s ecs=%s gce=%s azure=%s\n", urls[0], urls[1], urls[2], urls[3], urls[4])
 	} else {
-		fmt.Printf("ec2=%s cvm=%s gce=%s\n", urls[0], urls[1], urls[2])
+		fmt.Printf("ec2=%s cvm=%s ecs=%s gce=%s\n", urls[0], urls[1], urls[2], urls[3])
 	}
 	select {}
 }
@@ -136,7 +138,7 @@ func runServerStub(args []string) error {
 			return fmt.Errorf("the caller's %s leaked into the server", strings.SplitN(kv, "=", 2)[0])
 		}
 	}
-	if os.Getenv("AWS_EC2_METADATA_DISABLED") != "true" || os.Getenv("TENCENTCLOUD_SECRET_ID") == "" ||
+	if os.Getenv("AWS_EC2_METADATA_DISABLED") != "true" || os.Getenv("TENCENTCLOUD_SECRET_ID") == "" || os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID") == "" ||
 		os.Getenv("AZURE_CLIENT_SECRET") == "" || !strings.HasPrefix(os.Getenv("AZURE_AUTHORITY_HOST"), "https://127.0.0.1:") {
 		return errors.New("fake credentials missing")
 	}
@@ -155,7 +157,11 @@ func runServerStub(args []string) error {
 	if err := yaml.UnmarshalStrict(data, &cc); err != nil {
 		return err
 	}
-	for _, name := range []string{"aws", "tencentcloud", "gce", "azure"} {
+	names := []string{"azure"}
+	for _, name := range fakeEndpoints {
+		names = append(names, name)
+	}
+	for _, name := range names {
 		pc, ok := cc.Providers[name]
 		if !ok {
 			return fmt.Errorf("no %s provider", name)

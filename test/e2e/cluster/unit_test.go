@@ -246,35 +246,41 @@ func TestFirstLineTapLongLine(t *testing.T) {
 }
 
 func TestParseFakeCloudLine(t *testing.T) {
-	ec2, cvm, gce, err := parseFakeCloudLine("ec2=https://127.0.0.1:40001 cvm=https://127.0.0.1:40002 gce=https://127.0.0.1:40003")
-	if err != nil || ec2 != "https://127.0.0.1:40001" || cvm != "https://127.0.0.1:40002" || gce != "https://127.0.0.1:40003" {
-		t.Fatalf("got %q %q %q %v", ec2, cvm, gce, err)
+	urls, err := parseFakeCloudLine("ec2=https://127.0.0.1:40001 cvm=https://127.0.0.1:40002 ecs=https://127.0.0.1:40003 gce=https://127.0.0.1:40004")
+	if err != nil || urls["ec2"] != "https://127.0.0.1:40001" || urls["cvm"] != "https://127.0.0.1:40002" ||
+		urls["ecs"] != "https://127.0.0.1:40003" || urls["gce"] != "https://127.0.0.1:40004" {
+		t.Fatalf("got %v %v", urls, err)
 	}
 	for _, bad := range []string{"", "listening", "ec2=https://127.0.0.1:1", "ec2=:bad cvm=https://x",
-		"ec2=https://127.0.0.1:1 cvm=https://127.0.0.1:2"} {
-		if _, _, _, err := parseFakeCloudLine(bad); err == nil {
+		"ec2=https://127.0.0.1:1 cvm=https://127.0.0.1:2",
+		"ec2=https://127.0.0.1:1 cvm=https://127.0.0.1:2 ecs=https://127.0.0.1:3",
+		"ec2=https://127.0.0.1:1 cvm=https://127.0.0.1:2 gce=https://127.0.0.1:3"} {
+		if _, err := parseFakeCloudLine(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
 	}
 }
 
-func TestFakeCloudURL(t *testing.T) {
-	if u, err := fakeCloudURL("ec2=https://127.0.0.1:1 cvm=https://127.0.0.1:2 azure=https://127.0.0.1:3", "azure"); err != nil || u != "https://127.0.0.1:3" {
-		t.Fatalf("got %q %v", u, err)
+func TestFakeCloudLineAzure(t *testing.T) {
+	urls, err := parseFakeCloudLine("ec2=https://127.0.0.1:1 cvm=https://127.0.0.1:2 ecs=https://127.0.0.1:5 gce=https://127.0.0.1:4 azure=https://127.0.0.1:3")
+	if err != nil || urls["azure"] != "https://127.0.0.1:3" {
+		t.Fatalf("got %v %v", urls, err)
 	}
-	for _, bad := range []string{"ec2=https://127.0.0.1:1", "azure=http://127.0.0.1:3", "azure=:x"} {
-		if _, err := fakeCloudURL(bad, "azure"); err == nil {
-			t.Errorf("%q: no error", bad)
-		}
+	if _, err := parseFakeCloudLine("ec2=https://127.0.0.1:1 cvm=https://127.0.0.1:2 ecs=https://127.0.0.1:5 gce=https://127.0.0.1:4 azure=:x"); err == nil {
+		t.Error("bad azure URL: no error")
 	}
-	data, err := cloudConfigYAMLWithAzure("https://127.0.0.1:1", "https://127.0.0.1:2", "https://127.0.0.1:4", "https://127.0.0.1:3", "/ca.crt")
+	data, err := cloudConfigYAML(urls, "/ca.crt")
 	if err != nil || !strings.Contains(string(data), "azure:") || !strings.Contains(string(data), "https://127.0.0.1:3") {
 		t.Fatalf("%s %v", data, err)
+	}
+	delete(urls, "azure")
+	if data, err := cloudConfigYAML(urls, "/ca.crt"); err != nil || strings.Contains(string(data), "azure:") {
+		t.Fatalf("azure configured without its endpoint: %s %v", data, err)
 	}
 }
 
 func TestCloudConfigYAML(t *testing.T) {
-	data, err := cloudConfigYAML("https://127.0.0.1:1", "https://127.0.0.1:2", "https://127.0.0.1:3", "/ca.crt")
+	data, err := cloudConfigYAML(map[string]string{"ec2": "https://127.0.0.1:1", "cvm": "https://127.0.0.1:2", "ecs": "https://127.0.0.1:3", "gce": "https://127.0.0.1:4"}, "/ca.crt")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +291,8 @@ func TestCloudConfigYAML(t *testing.T) {
 	want := map[string]map[string]string{
 		"aws":          {"region": "us-east-1", "endpoint": "https://127.0.0.1:1", "caFile": "/ca.crt"},
 		"tencentcloud": {"region": "ap-guangzhou", "endpoint": "https://127.0.0.1:2", "caFile": "/ca.crt"},
-		"gce":          {"endpoint": "https://127.0.0.1:3", "caFile": "/ca.crt"},
+		"alibabacloud": {"region": "cn-hangzhou", "endpoint": "https://127.0.0.1:3", "caFile": "/ca.crt"},
+		"gce":          {"endpoint": "https://127.0.0.1:4", "caFile": "/ca.crt"},
 	}
 	for name, fields := range want {
 		for k, v := range fields {
@@ -306,6 +313,8 @@ func TestCloudEnv(t *testing.T) {
 		"AZURE_FEDERATED_TOKEN_FILE=x":      true,
 		"IDENTITY_ENDPOINT=x":               true,
 		"MSI_ENDPOINT=x":                    true,
+		"ALIBABA_CLOUD_ACCESS_KEY_ID=x":     true,
+		"ALICLOUD_ACCESS_KEY=x":             true,
 		"GOOGLE_APPLICATION_CREDENTIALS=x":  true,
 		"CLOUDSDK_CONFIG=x":                 true,
 		"GCE_METADATA_HOST=x":               true,

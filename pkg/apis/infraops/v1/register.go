@@ -26,7 +26,11 @@ func AddToScheme(scheme *runtime.Scheme) error {
 			&Node{},
 			&NodeList{},
 			&RestartOptions{},
+			&StopOptions{},
+			&StartOptions{},
 			&NodeAction{},
+			&Budget{},
+			&BudgetList{},
 		)
 	}
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)

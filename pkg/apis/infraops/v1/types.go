@@ -41,6 +41,67 @@ type NodeStatus struct {
 	// machine has rebooted.
 	// +optional
 	BootID string `json:"bootID,omitempty"`
+	// LastAction is the last action taken on the node through this API
+	// (dry runs aside), followed from the request to its end.
+	// +optional
+	LastAction *LastAction `json:"lastAction,omitempty"`
+}
+
+// ActionPhase is how far an action on a node has come.
+type ActionPhase string
+
+const (
+	// ActionRequested: the cloud accepted the call (or its outcome is not
+	// known yet, see message); the node has not yet shown the result.
+	ActionRequested ActionPhase = "Requested"
+	// ActionCompleted: the node shows the result (restart: a new boot ID
+	// and Ready; stop: not Ready; start: Ready).
+	ActionCompleted ActionPhase = "Completed"
+	// ActionFailed: the cloud refused the call; nothing was done.
+	ActionFailed ActionPhase = "Failed"
+	// ActionTimedOut: the node did not show the result within the
+	// server's completion timeout (--action-completion-timeout).
+	ActionTimedOut ActionPhase = "TimedOut"
+)
+
+// LastAction is one action taken on a node and how far it has come.
+type LastAction struct {
+	// Action is the subresource: restart, stop, start.
+	Action string `json:"action"`
+	// Mode is the mode the cloud used, for actions that have one.
+	// +optional
+	Mode string `json:"mode,omitempty"`
+	// User is who asked.
+	User string `json:"user"`
+	// Reason is the reason given in the request.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// RequestedAt is when the cloud answered the call.
+	RequestedAt metav1.Time `json:"requestedAt"`
+	// CloudRequestID is the cloud's ID of the call.
+	// +optional
+	CloudRequestID string `json:"cloudRequestID,omitempty"`
+	// Phase is Requested, Completed, Failed or TimedOut.
+	Phase ActionPhase `json:"phase"`
+	// CompletedAt is when the phase left Requested.
+	// +optional
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+	// Message says why the phase is what it is (the cloud's error for
+	// Failed, an unknown outcome for Requested).
+	// +optional
+	Message string `json:"message,omitempty"`
+	// BootIDAtRequest and ReadyAtRequest are the Node's
+	// status.nodeInfo.bootID and Ready condition when the action was
+	// requested; BootID and Ready are what they were when the phase was
+	// last judged. The phase is judged from them.
+	// +optional
+	BootIDAtRequest string `json:"bootIDAtRequest,omitempty"`
+	// +optional
+	ReadyAtRequest string `json:"readyAtRequest,omitempty"`
+	// +optional
+	BootID string `json:"bootID,omitempty"`
+	// +optional
+	Ready string `json:"ready,omitempty"`
 }
 
 // CloudInstance identifies a machine at a cloud.
@@ -117,6 +178,41 @@ type RestartOptions struct {
 	// Mode is soft (default) or hard.
 	// +optional
 	Mode RestartMode `json:"mode,omitempty"`
+}
+
+// StopMode says how the machine is stopped.
+type StopMode string
+
+const (
+	// StopModeSoft shuts the operating system down cleanly.
+	StopModeSoft StopMode = "soft"
+	// StopModeHard powers the machine off (EC2 Force, CVM StopType HARD).
+	StopModeHard StopMode = "hard"
+)
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// StopOptions is the optional JSON body of POST nodes/{name}/stop.
+type StopOptions struct {
+	metav1.TypeMeta `json:",inline"`
+	ActionOptions   `json:",inline"`
+	// Mode is soft (the cloud's default: a clean OS shutdown) or hard.
+	// +optional
+	Mode StopMode `json:"mode,omitempty"`
+	// StopCharging asks Tencent CVM to stop billing the instance while it
+	// is stopped (StoppedMode STOP_CHARGING; pay-as-you-go instances with
+	// cloud disks only). Other clouds never bill a stopped instance's
+	// compute and ignore it.
+	// +optional
+	StopCharging bool `json:"stopCharging,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+
+// StartOptions is the optional JSON body of POST nodes/{name}/start.
+type StartOptions struct {
+	metav1.TypeMeta `json:",inline"`
+	ActionOptions   `json:",inline"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

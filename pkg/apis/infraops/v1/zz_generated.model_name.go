@@ -27,8 +27,43 @@ func (in ActionOptions) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in Budget) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.Budget"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in BudgetGroup) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.BudgetGroup"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in BudgetHolder) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.BudgetHolder"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in BudgetList) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.BudgetList"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in BudgetSpec) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.BudgetSpec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in BudgetStatus) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.BudgetStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in CloudInstance) OpenAPIModelName() string {
 	return "io.michael.infraops.v1.CloudInstance"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in LastAction) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.LastAction"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
@@ -54,4 +89,14 @@ func (in NodeStatus) OpenAPIModelName() string {
 // OpenAPIModelName returns the OpenAPI model name for this type.
 func (in RestartOptions) OpenAPIModelName() string {
 	return "io.michael.infraops.v1.RestartOptions"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in StartOptions) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.StartOptions"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in StopOptions) OpenAPIModelName() string {
+	return "io.michael.infraops.v1.StopOptions"
 }
