@@ -22,7 +22,8 @@ type MachineEvent struct {
 }
 
 // machineActions are the API actions that change a machine; EC2 and CVM
-// name them alike, ECS in the singular, GCE by its REST method names.
+// name them alike, ECS in the singular, GCE by its REST method names,
+// Azure by its operation names (a VM or a scale-set instance alike).
 var machineActions = map[string]string{
 	"RebootInstances": MachineRebooted,
 	"StopInstances":   MachineStopped,
@@ -33,6 +34,15 @@ var machineActions = map[string]string{
 	GCEMethodReset:    MachineRebooted,
 	GCEMethodStop:     MachineStopped,
 	GCEMethodStart:    MachineStarted,
+
+	AzureVMAction + "restart":        MachineRebooted,
+	AzureVMAction + "powerOff":       MachineStopped,
+	AzureVMAction + "deallocate":     MachineStopped,
+	AzureVMAction + "start":          MachineStarted,
+	AzureVMSSVMAction + "restart":    MachineRebooted,
+	AzureVMSSVMAction + "powerOff":   MachineStopped,
+	AzureVMSSVMAction + "deallocate": MachineStopped,
+	AzureVMSSVMAction + "start":      MachineStarted,
 }
 
 // MachineEvents is what the call did to machines: nothing for a refused
