@@ -306,7 +306,7 @@ var freshWait = 3 * time.Second
 // it. The Node events written before it are on their way within
 // milliseconds; once none has come for catchUpQuiet, the cache holds them.
 var (
-	catchUpQuiet = 50 * time.Millisecond
+	catchUpQuiet = 20 * time.Millisecond
 	catchUpMax   = 2 * time.Second
 )
 
