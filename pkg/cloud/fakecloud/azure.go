@@ -272,7 +272,7 @@ func (a *Azure) serveARM(w http.ResponseWriter, r *http.Request) {
 			a.opts.OnCall(call)
 		}
 	}
-	sleep(r, delay)
+	holdAnswer(r, delay)
 	switch ans.code {
 	case FaultMalformed:
 		w.Header().Set("Content-Type", "text/html")

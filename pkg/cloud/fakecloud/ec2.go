@@ -89,12 +89,7 @@ func (e *EC2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.opts.OnCall(call)
 	}
 
-	if !sleep(r, delay) {
-		// The caller gave up while the answer was held back: answering
-		// now could race its own cancellation and count as an answer in
-		// time, which a real cloud's late answer never is.
-		return
-	}
+	holdAnswer(r, delay)
 	switch a.code {
 	case "":
 	case FaultMalformed:

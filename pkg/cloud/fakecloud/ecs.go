@@ -96,15 +96,7 @@ func (e *ECS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.opts.OnCall != nil {
 		e.opts.OnCall(call)
 	}
-	sleep(r, delay)
-	if delay > 0 && r.Context().Err() != nil {
-		// The client gave up while the answer was held back: it gets
-		// none, as when a cloud's answer is lost. (An answer written now
-		// can still beat the client's own cancellation on loopback, and
-		// turn a timeout into a success at random.) The call stays
-		// recorded and in effect.
-		panic(http.ErrAbortHandler)
-	}
+	holdAnswer(r, delay)
 	switch a.code {
 	case FaultMalformed:
 		w.Header().Set("Content-Type", "text/html")

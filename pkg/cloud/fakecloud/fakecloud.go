@@ -339,18 +339,22 @@ func (s *store) serveAdmin(w http.ResponseWriter, r *http.Request, normState fun
 	}
 }
 
-// sleep waits d or until the client goes away; false in the second case.
-func sleep(r *http.Request, d time.Duration) bool {
+// holdAnswer holds an answer back for d. If the client gives up
+// meanwhile, it gets no answer at all, as when a cloud's answer is lost:
+// the response is aborted (connection closed on HTTP/1, stream reset on
+// HTTP/2). Returning from the handler instead would send an empty 200,
+// which on loopback can beat the client's own cancellation and reach the
+// SDK as a malformed success. The call stays recorded and in effect.
+func holdAnswer(r *http.Request, d time.Duration) {
 	if d <= 0 {
-		return true
+		return
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
 	case <-r.Context().Done():
-		return false
+		panic(http.ErrAbortHandler)
 	}
 }
 

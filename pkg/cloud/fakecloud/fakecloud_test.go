@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -357,5 +359,39 @@ func TestDelayIsRecordedFirst(t *testing.T) {
 	<-answered
 	if in, _ := f.Instance(ec2ID); in.Reboots != 1 {
 		t.Fatalf("reboots %d", in.Reboots)
+	}
+}
+
+// A client that gives up while an answer is held back must get nothing,
+// not an empty success: on loopback an empty 200 can beat the client's
+// own cancellation, and an SDK then reads it as a malformed answer. The
+// client here half-closes its side, which cancels the request on the
+// server as a real cancellation does, and keeps reading. Every fake
+// holds its answers back with holdAnswer.
+func TestGaveUpClientGetsNoAnswer(t *testing.T) {
+	held := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(held)
+		holdAnswer(r, time.Minute)
+		_, _ = w.Write([]byte("too late"))
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST / HTTP/1.1\r\nHost: fake\r\nContent-Length: 0\r\n\r\n")
+	<-held
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(conn)
+	if len(got) != 0 {
+		t.Fatalf("a client that gave up got an answer: %q", got)
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the connection was neither answered nor closed")
 	}
 }

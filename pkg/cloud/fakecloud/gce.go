@@ -231,7 +231,7 @@ func (g *GCE) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.opts.OnCall != nil {
 		g.opts.OnCall(call)
 	}
-	sleep(r, delay)
+	holdAnswer(r, delay)
 	if wait != nil {
 		a = wait()
 	}
@@ -332,7 +332,7 @@ func (g *GCE) decide(r *http.Request, call *Call) (a gceAnswer, delay time.Durat
 		// A stuck operation's wait blocks until the client gives up, as
 		// a real wait does for up to two minutes.
 		return gceAnswer{}, 0, func() gceAnswer {
-			sleep(r, 2*time.Minute)
+			holdAnswer(r, 2*time.Minute)
 			g.mu.Lock()
 			defer g.mu.Unlock()
 			return gceAnswer{status: http.StatusOK, body: g.operationJSON(r, op)}

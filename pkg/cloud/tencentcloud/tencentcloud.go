@@ -335,8 +335,11 @@ func mapError(ctx context.Context, err error) *cloud.Error {
 	case strings.HasPrefix(c, "AuthFailure") || strings.HasPrefix(c, "UnauthorizedOperation") ||
 		c == "ClientError.CredentialError":
 		e.Kind = cloud.ErrUnauthorized
-	case c == "ClientError.NetworkError" &&
-		(ctx.Err() != nil || strings.Contains(se.Message, "Client.Timeout exceeded") || strings.Contains(se.Message, "i/o timeout")):
+	case strings.HasPrefix(c, "ClientError.") && ctx.Err() != nil,
+		c == "ClientError.NetworkError" &&
+			(strings.Contains(se.Message, "Client.Timeout exceeded") || strings.Contains(se.Message, "i/o timeout")):
+		// The caller's deadline passed with no answer the SDK could read
+		// (a lost connection, or a body cut off by the cancellation).
 		e.Kind = cloud.ErrTimeout
 		e.Message = "no answer from CVM in time; the action may or may not have been accepted: " + se.Message
 	}
