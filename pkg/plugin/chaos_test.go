@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
@@ -207,6 +208,10 @@ func TestChaosRounds(t *testing.T) {
 func TestRetryAfter(t *testing.T) {
 	lock := apierrors.NewConflict(infraopsv1.Resource("nodes"), "n1", errorString("a restart of this node requested by bob is in progress or in its cooldown; retry after 40s"))
 	lock.ErrStatus.Details.RetryAfterSeconds = 40
+	// The lock as this server sends it: told by its cause, whatever the message.
+	lockByCause := apierrors.NewConflict(infraopsv1.Resource("nodes"), "n1", errorString("locked"))
+	lockByCause.ErrStatus.Details.RetryAfterSeconds = 40
+	lockByCause.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: infraopsv1.CauseNodeLocked, Message: "restart by bob"}}
 	window := apierrors.NewConflict(infraopsv1.Resource("nodes"), "n1", errorString("outside the maintenance window"))
 	window.ErrStatus.Details.RetryAfterSeconds = 60
 	for _, tc := range []struct {
@@ -218,7 +223,8 @@ func TestRetryAfter(t *testing.T) {
 		{"budget 429", apierrors.NewTooManyRequests("over budget zone", 12), 12 * time.Second, true},
 		{"429 without a time", apierrors.NewTooManyRequests("throttled", 0), defaultRetryAfter, true},
 		{"policy 409 with Retry-After", window, time.Minute, true},
-		{"the node's own lock: never again", lock, 0, false},
+		{"the node's own lock (older server, message only): never again", lock, 0, false},
+		{"the node's own lock (NodeLocked cause): never again", lockByCause, 0, false},
 		{"409 without Retry-After", apierrors.NewConflict(infraopsv1.Resource("nodes"), "n1", errorString("instance stopped")), 0, false},
 		{"403", apierrors.NewForbidden(infraopsv1.Resource("nodes"), "n1", errorString("no")), 0, false},
 		{"not a status", errorString("connection reset"), 0, false},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
@@ -42,7 +43,7 @@ func retryAfter(err error) (time.Duration, bool) {
 			return defaultRetryAfter, true
 		}
 	case http.StatusConflict:
-		if secs <= 0 || nodeLockConflict(s.Message) {
+		if secs <= 0 || nodeLockConflict(s) {
 			return 0, false
 		}
 	default:
@@ -51,10 +52,17 @@ func retryAfter(err error) (time.Duration, bool) {
 	return time.Duration(secs) * time.Second, true
 }
 
-// nodeLockConflict recognises the server's lock refusal (pkg/registry/node
-// lockedError).
-func nodeLockConflict(msg string) bool {
-	return strings.Contains(msg, "in progress or in its cooldown")
+// nodeLockConflict recognises the server's lock refusal by its
+// NodeLocked cause, or by its message from a server older than the cause.
+func nodeLockConflict(s metav1.Status) bool {
+	if s.Details != nil {
+		for _, c := range s.Details.Causes {
+			if c.Type == infraopsv1.CauseNodeLocked {
+				return true
+			}
+		}
+	}
+	return strings.Contains(s.Message, "in progress or in its cooldown")
 }
 
 // act sends the action, and sends it again while the server refuses with

@@ -105,10 +105,10 @@ func cloudError(name, action string, inst cloud.Instance, err error) error {
 	d := status.ErrStatus.Details
 	d.Name, d.Group, d.Kind = name, infraopsv1.GroupName, "nodes"
 	if ce.Code != "" {
-		d.Causes = append(d.Causes, metav1.StatusCause{Type: "CloudErrorCode", Message: ce.Code})
+		d.Causes = append(d.Causes, metav1.StatusCause{Type: infraopsv1.CauseCloudErrorCode, Message: ce.Code})
 	}
 	if ce.RequestID != "" {
-		d.Causes = append(d.Causes, metav1.StatusCause{Type: "CloudRequestID", Message: ce.RequestID})
+		d.Causes = append(d.Causes, metav1.StatusCause{Type: infraopsv1.CauseCloudRequestID, Message: ce.RequestID})
 	}
 	return status
 }

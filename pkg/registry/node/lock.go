@@ -244,11 +244,14 @@ func (l *LeaseLocker) Check(ctx context.Context, node string) error {
 
 func lockedError(node, record string, retryAfter time.Duration) error {
 	msg := "another action on this node is in progress or in its cooldown"
+	holder := "another action"
 	var rec LockRecord
 	if record != "" && json.Unmarshal([]byte(record), &rec) == nil && rec.Action != "" {
 		msg = fmt.Sprintf("a %s of this node requested by %s is in progress or in its cooldown", rec.Action, rec.User)
+		holder = fmt.Sprintf("%s by %s", rec.Action, rec.User)
 	}
 	err := apierrors.NewConflict(infraopsv1.Resource("nodes"), node, fmt.Errorf("%s; retry after %s", msg, retryAfter.Round(time.Second)))
+	err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{Type: infraopsv1.CauseNodeLocked, Message: holder})
 	secs := int32((retryAfter + time.Second - 1) / time.Second)
 	if secs < 1 {
 		secs = 1

@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	testingclock "k8s.io/utils/clock/testing"
+
+	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 )
 
 func TestLeaseLocker(t *testing.T) {
@@ -42,8 +44,9 @@ func TestLeaseLocker(t *testing.T) {
 	if !apierrors.IsConflict(err) {
 		t.Fatalf("want 409, got %v", err)
 	}
-	if s := err.(apierrors.APIStatus).Status(); s.Details.RetryAfterSeconds != 40 || !strings.Contains(s.Message, "a restart of this node requested by alice") {
-		t.Fatalf("want Retry-After 40s and who holds the lock, got %q %+v", s.Message, s.Details)
+	if s := err.(apierrors.APIStatus).Status(); s.Details.RetryAfterSeconds != 40 || !strings.Contains(s.Message, "a restart of this node requested by alice") ||
+		len(s.Details.Causes) != 1 || s.Details.Causes[0] != (metav1.StatusCause{Type: infraopsv1.CauseNodeLocked, Message: "restart by alice"}) {
+		t.Fatalf("want Retry-After 40s and who holds the lock, as message and NodeLocked cause, got %q %+v", s.Message, s.Details)
 	}
 	// Another replica sees the Lease for the first time: it cannot tell
 	// how old the renewTime is on its own clock, so it waits a whole hold.
