@@ -18,7 +18,7 @@ type LockTracker struct {
 }
 
 func (t LockTracker) UnderAction(ctx context.Context, name string, _ time.Time) (bool, error) {
-	err := t.Locker.Check(ctx, name)
+	err := t.Locker.Check(ctx, name, "")
 	if err == nil {
 		return false, nil
 	}

@@ -154,8 +154,8 @@ func TestAlibabaCloudThroughTheAggregator(t *testing.T) {
 		}
 		waitPhase(t, m.node, "stop", infraopsv1.ActionCompleted)
 
-		// A restart of the stopped instance: 409 naming its state.
-		endCooldown(t, m.node)
+		// A restart of the stopped instance (the stop's cooldown refuses
+		// only another stop): 409 naming its state.
 		_, err = restart(t, m.node, "")
 		if st := wantStatus(t, err, 409, metav1.StatusReasonConflict, "IncorrectInstanceStatus"); !strings.Contains(st.Message, "is Stopped") {
 			t.Fatalf("message %q", st.Message)

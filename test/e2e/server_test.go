@@ -40,7 +40,13 @@ func restartPath(node string) string {
 // admin. A failure is the server's Status as an *apierrors.StatusError.
 func restart(t *testing.T, node, body string) (*infraopsv1.NodeAction, error) {
 	t.Helper()
-	raw, err := env.kube.Discovery().RESTClient().Post().AbsPath(restartPath(node)).
+	return act(t, node, "restart", body)
+}
+
+// act POSTs any action as restart does.
+func act(t *testing.T, node, action, body string) (*infraopsv1.NodeAction, error) {
+	t.Helper()
+	raw, err := env.kube.Discovery().RESTClient().Post().AbsPath(actionPath(node, action)).
 		SetHeader("Content-Type", "application/json").Body([]byte(body)).DoRaw(context.Background())
 	if err != nil {
 		// DoRaw keeps the body but not the Status in it.

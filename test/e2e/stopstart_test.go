@@ -12,12 +12,11 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
-	"github.com/michael/k8s-cloud-node-manager/test/e2e/cluster"
 )
 
 func actionPath(node, action string) string {
@@ -63,12 +62,19 @@ func waitPhase(t *testing.T, node, action string, phase infraopsv1.ActionPhase) 
 	return nil
 }
 
-// endCooldown deletes the node's lock Lease, as its cooldown ending would.
-func endCooldown(t *testing.T, node string) {
+// wantNodeLocked fails unless err is the node lock's 409, naming action.
+func wantNodeLocked(t *testing.T, what string, err error, action string) {
 	t.Helper()
-	if err := env.kube.CoordinationV1().Leases(cluster.Namespace).Delete(context.Background(), "node-action-"+node, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
+	se, ok := err.(apierrors.APIStatus)
+	if !ok || se.Status().Code != http.StatusConflict || se.Status().Details == nil {
+		t.Fatalf("%s: want the node lock's 409, got %v", what, err)
 	}
+	for _, c := range se.Status().Details.Causes {
+		if c.Type == infraopsv1.CauseNodeLocked && strings.HasPrefix(c.Message, action+" by ") {
+			return
+		}
+	}
+	t.Fatalf("%s: no NodeLocked cause naming %s in %+v", what, action, se.Status())
 }
 
 func lastCall(t *testing.T, m machine) fakecloud.Call {
@@ -115,6 +121,9 @@ func TestStopAndStartThroughTheAggregator(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &a); err != nil || a.Action != "stop" || a.Mode != "hard" {
 				t.Fatalf("answer %s (%v)", out, err)
 			}
+			// The same again: the stop's cooldown refuses a repeat.
+			_, err = act(t, m.node, "stop", `{"mode":"hard"}`)
+			wantNodeLocked(t, "a second stop", err, "stop")
 			c := lastCall(t, m)
 			if calledAction(t, m, "StopInstances") != 1 || c.Action != "StopInstances" || c.InstanceIDs[0] != m.instanceID ||
 				c.Region != m.region || !tc.mode(c) || c.RequestID != a.CloudRequestID {
@@ -129,7 +138,10 @@ func TestStopAndStartThroughTheAggregator(t *testing.T) {
 			}
 			waitPhase(t, m.node, "stop", infraopsv1.ActionCompleted)
 
-			endCooldown(t, m.node)
+			// The stop's cooldown still runs (a dry-run stop meets it), and
+			// does not keep the node from being started.
+			_, err = act(t, m.node, "stop", `{"dryRun":["All"]}`)
+			wantNodeLocked(t, "a dry-run stop in the stop's cooldown", err, "stop")
 			out, err = kubectl(t, "", "", "create", "--raw", actionPath(m.node, "start"), "-f", writeBody(t, `{}`))
 			if err != nil {
 				t.Fatalf("start: %v %s", err, out)

@@ -221,7 +221,7 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 	// A dry run meets the lock as the real request would, without taking it.
 	var lock Lock
 	if dryRun {
-		err = r.cfg.Locker.Check(ctx, name)
+		err = r.cfg.Locker.Check(ctx, name, r.action.Name)
 	} else {
 		lock, err = r.cfg.Locker.Acquire(ctx, name, LockRecord{Action: r.action.Name, User: userName, NodeUID: string(node.UID)}, r.cfg.Cooldown)
 	}
@@ -400,17 +400,21 @@ func (r *ActionREST) holdFromNow(ctx context.Context, lock Lock, logger klog.Log
 	}
 	renewCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := lock.Renew(renewCtx); err != nil {
+	if err := lock.EndCall(renewCtx); err != nil {
 		// The Lease still holds for the cooldown from its last renewal,
 		// at most a renewal interval before the call returned.
 		logger.Error(err, "Could not restart the node lock's cooldown at the end of the cloud call")
 	}
 	r.cfg.Clock.AfterFunc(r.cfg.Cooldown, func() {
-		relCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := lock.Release(relCtx); err != nil {
-			logger.V(2).Info("Could not remove the expired node lock", "err", err)
-		}
+		// On a goroutine of its own: a release reads the clock, and a
+		// test's fake clock runs this callback with its lock held.
+		go func() {
+			relCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := lock.Release(relCtx); err != nil {
+				logger.V(2).Info("Could not remove the expired node lock", "err", err)
+			}
+		}()
 	})
 }
 

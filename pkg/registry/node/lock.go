@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,25 +31,52 @@ type LockRecord struct {
 	Action  string `json:"action"`
 	User    string `json:"user"`
 	NodeUID string `json:"nodeUID"`
+	// CallEnded says the action's cloud call has returned: the Lease now
+	// holds the node for the action's cooldown, which refuses a repeat of
+	// the same action (a retry, a second click) but not a different one
+	// (a start after a stop). While the call runs, every action is refused.
+	CallEnded bool `json:"callEnded,omitempty"`
+	// Cooldowns are earlier actions' cooldowns still running when this
+	// action took the lock over; they go on refusing those actions.
+	Cooldowns []CarriedCooldown `json:"cooldowns,omitempty"`
+}
+
+// CarriedCooldown is an earlier action's cooldown kept by the Lease after
+// a different action took it over.
+type CarriedCooldown struct {
+	Action string `json:"action"`
+	User   string `json:"user"`
+	// Seconds is how long the cooldown still runs, counted as the Lease's
+	// own duration is: from when a replica first sees this renewal, on its
+	// own clock, so a skewed clock cannot shorten it either.
+	Seconds int32 `json:"seconds"`
 }
 
 // Lock is a held node lock.
 type Lock interface {
 	// Renew starts the hold again from now. The action handler renews
-	// while the cloud call runs, so the lock outlives a slow call, and
-	// once more when the call returns, so the cooldown counts from then.
+	// while the cloud call runs, so the lock outlives a slow call.
 	Renew(ctx context.Context) error
+	// EndCall renews once more when the cloud call has returned, so the
+	// cooldown counts from then, and marks the call as ended: from now on
+	// the lock refuses only a repeat of the same action.
+	EndCall(ctx context.Context) error
 	// Release frees the lock before its hold time ends.
 	Release(ctx context.Context) error
 }
 
-// Locker gives one action at a time per node. Acquire fails with a 409
-// Status (with Retry-After) when the node is locked.
+// Locker gives one action at a time per node, and keeps each action from
+// being repeated within its cooldown. Acquire fails with a 409 Status
+// (with Retry-After and a NodeLocked cause) when the node is locked for
+// rec.Action: another action's cloud call is under way, or this action's
+// cooldown runs.
 type Locker interface {
 	Acquire(ctx context.Context, node string, rec LockRecord, hold time.Duration) (Lock, error)
-	// Check answers as Acquire would (nil or the same 409) without taking
-	// the lock: a dry run tells what the real request would meet.
-	Check(ctx context.Context, node string) error
+	// Check answers as Acquire would for action (nil or the same 409)
+	// without taking the lock: a dry run tells what the real request
+	// would meet. An empty action asks whether the node is held at all
+	// (a call under way or any cooldown).
+	Check(ctx context.Context, node, action string) error
 }
 
 // LeaseLocker keeps each node's lock in a coordination.k8s.io Lease, so the
@@ -145,6 +174,60 @@ func (l *LeaseLocker) remaining(lease *coordinationv1.Lease) time.Duration {
 	return s.at.Add(time.Duration(s.duration) * time.Second).Sub(l.now())
 }
 
+// lockState is what a Lease holds a node for, judged on this replica's
+// clock (as remaining judges it).
+type lockState struct {
+	rec LockRecord
+	// held: the Lease itself is held (a call under way, or rec.Action's
+	// cooldown).
+	held time.Duration
+	// carried are the cooldowns still running, by action, the Lease's
+	// own action's included.
+	carried map[string]carriedUntil
+}
+
+type carriedUntil struct {
+	user  string
+	until time.Time
+}
+
+func (l *LeaseLocker) stateOf(lease *coordinationv1.Lease) lockState {
+	st := lockState{held: l.remaining(lease)}
+	if st.held <= 0 {
+		return st
+	}
+	if raw := lease.Annotations[lockRecordAnnotation]; raw != "" {
+		_ = json.Unmarshal([]byte(raw), &st.rec) // unreadable: refuses every action
+	}
+	if !st.rec.CallEnded || st.rec.Action == "" {
+		return st
+	}
+	now, at := l.now(), l.saw(lease).at
+	st.carried = map[string]carriedUntil{st.rec.Action: {st.rec.User, now.Add(st.held)}}
+	for _, c := range st.rec.Cooldowns {
+		until := at.Add(time.Duration(c.Seconds) * time.Second)
+		if until.After(now) && c.Action != st.rec.Action {
+			st.carried[c.Action] = carriedUntil{c.User, until}
+		}
+	}
+	return st
+}
+
+// refuses is how long the Lease refuses action (0: not at all), and the
+// action and user to name in the refusal.
+func (st lockState) refuses(action string, now time.Time) (time.Duration, LockRecord) {
+	if st.held <= 0 {
+		return 0, LockRecord{}
+	}
+	if st.carried == nil || action == "" {
+		return st.held, st.rec // a call under way (or an unreadable record)
+	}
+	if c, ok := st.carried[action]; ok {
+		return c.until.Sub(now), LockRecord{Action: action, User: c.user}
+	}
+	return 0, LockRecord{}
+}
+
 // acquireAttempts bounds the loop over a Lease that keeps vanishing
 // between a create that found it and the read that follows.
 const acquireAttempts = 5
@@ -193,7 +276,7 @@ func (l *LeaseLocker) Acquire(ctx context.Context, node string, rec LockRecord, 
 		created, err := leases.Create(ctx, want, metav1.CreateOptions{})
 		if err == nil {
 			l.saw(created)
-			return &leaseLock{l: l, lease: created}, nil
+			return &leaseLock{l: l, lease: created, rec: rec}, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
 			return nil, kubeAPIError("lock the node", err)
@@ -208,13 +291,21 @@ func (l *LeaseLocker) Acquire(ctx context.Context, node string, rec LockRecord, 
 		if err != nil {
 			return nil, kubeAPIError("lock the node", err)
 		}
-		if left := l.remaining(current); left > 0 {
-			return nil, lockedError(node, current.Annotations[lockRecordAnnotation], left)
+		st := l.stateOf(current)
+		if left, by := st.refuses(rec.Action, l.now()); left > 0 {
+			return nil, lockedError(node, by, left)
+		}
+		// A different action after a call that ended: it takes the
+		// Lease over, and the cooldowns running go on with it.
+		carried := st.carried
+		delete(carried, rec.Action)
+		if err := writeRecord(want, rec, carried, l.now(), holdSeconds); err != nil {
+			return nil, apierrors.NewInternalError(err)
 		}
 		want.ResourceVersion = current.ResourceVersion
 		updated, err := leases.Update(ctx, want, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
-			return nil, lockedError(node, "", time.Second) // another replica took it over first
+			return nil, lockedError(node, LockRecord{}, time.Second) // another replica took it over first
 		}
 		if apierrors.IsNotFound(err) {
 			continue
@@ -223,12 +314,12 @@ func (l *LeaseLocker) Acquire(ctx context.Context, node string, rec LockRecord, 
 			return nil, kubeAPIError("lock the node", err)
 		}
 		l.saw(updated)
-		return &leaseLock{l: l, lease: updated}, nil
+		return &leaseLock{l: l, lease: updated, rec: rec, carried: carried}, nil
 	}
 	return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("cannot lock node %s: its lock Lease kept changing; retry", node))
 }
 
-func (l *LeaseLocker) Check(ctx context.Context, node string) error {
+func (l *LeaseLocker) Check(ctx context.Context, node, action string) error {
 	current, err := l.Client.CoordinationV1().Leases(l.Namespace).Get(ctx, leaseName(node), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
@@ -236,17 +327,39 @@ func (l *LeaseLocker) Check(ctx context.Context, node string) error {
 	if err != nil {
 		return kubeAPIError("read the node's lock", err)
 	}
-	if left := l.remaining(current); left > 0 {
-		return lockedError(node, current.Annotations[lockRecordAnnotation], left)
+	if left, by := l.stateOf(current).refuses(action, l.now()); left > 0 {
+		return lockedError(node, by, left)
 	}
 	return nil
 }
 
-func lockedError(node, record string, retryAfter time.Duration) error {
+// writeRecord puts rec, with the cooldowns it carries as they stand at
+// now, on the Lease. A carried cooldown is capped at the Lease's duration,
+// which is when the whole Lease expires.
+func writeRecord(lease *coordinationv1.Lease, rec LockRecord, carried map[string]carriedUntil, now time.Time, maxSeconds int32) error {
+	rec.Cooldowns = nil
+	for action, c := range carried {
+		if left := c.until.Sub(now); left > 0 {
+			secs := min(int32((left+time.Second-1)/time.Second), maxSeconds)
+			rec.Cooldowns = append(rec.Cooldowns, CarriedCooldown{Action: action, User: c.user, Seconds: secs})
+		}
+	}
+	slices.SortFunc(rec.Cooldowns, func(a, b CarriedCooldown) int { return strings.Compare(a.Action, b.Action) })
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if lease.Annotations == nil {
+		lease.Annotations = map[string]string{}
+	}
+	lease.Annotations[lockRecordAnnotation] = string(b)
+	return nil
+}
+
+func lockedError(node string, rec LockRecord, retryAfter time.Duration) error {
 	msg := "another action on this node is in progress or in its cooldown"
 	holder := "another action"
-	var rec LockRecord
-	if record != "" && json.Unmarshal([]byte(record), &rec) == nil && rec.Action != "" {
+	if rec.Action != "" {
 		msg = fmt.Sprintf("a %s of this node requested by %s is in progress or in its cooldown", rec.Action, rec.User)
 		holder = fmt.Sprintf("%s by %s", rec.Action, rec.User)
 	}
@@ -277,18 +390,34 @@ type leaseLock struct {
 
 	mu    sync.Mutex
 	lease *coordinationv1.Lease
+	rec   LockRecord
+	// carried are the earlier actions' cooldowns this lock took over,
+	// on this replica's clock.
+	carried map[string]carriedUntil
 }
 
-func (k *leaseLock) Renew(ctx context.Context) error {
+func (k *leaseLock) Renew(ctx context.Context) error { return k.renew(ctx, false) }
+
+func (k *leaseLock) EndCall(ctx context.Context) error { return k.renew(ctx, true) }
+
+func (k *leaseLock) renew(ctx context.Context, callEnded bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	leases := k.l.Client.CoordinationV1().Leases(k.lease.Namespace)
+	rec := k.rec
+	rec.CallEnded = rec.CallEnded || callEnded
 	for range acquireAttempts {
 		next := k.lease.DeepCopy()
-		next.Spec.RenewTime = ptr.To(metav1.NewMicroTime(k.l.now()))
+		now := k.l.now()
+		next.Spec.RenewTime = ptr.To(metav1.NewMicroTime(now))
+		// The carried cooldowns are rewritten as they stand now: a
+		// renewal starts their count again on every replica.
+		if err := writeRecord(next, rec, k.carried, now, ptr.Deref(next.Spec.LeaseDurationSeconds, 1)); err != nil {
+			return err
+		}
 		updated, err := leases.Update(ctx, next, metav1.UpdateOptions{})
 		if err == nil {
-			k.lease = updated
+			k.lease, k.rec = updated, rec
 			k.l.saw(updated)
 			return nil
 		}
@@ -331,6 +460,15 @@ func (k *leaseLock) Release(ctx context.Context) error {
 	if ptr.Deref(current.Spec.HolderIdentity, "") != ptr.Deref(k.lease.Spec.HolderIdentity, "") {
 		return nil
 	}
+	if restored, ok := k.restoreCarried(current); ok {
+		// Earlier actions' cooldowns still run: the Lease goes back to
+		// holding only them, rather than freeing a repeat of those.
+		_, err = leases.Update(ctx, restored, metav1.UpdateOptions{})
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			return nil
+		}
+		return err
+	}
 	err = leases.Delete(ctx, k.lease.Name, metav1.DeleteOptions{
 		Preconditions: &metav1.Preconditions{UID: &current.UID, ResourceVersion: &current.ResourceVersion},
 	})
@@ -341,4 +479,36 @@ func (k *leaseLock) Release(ctx context.Context) error {
 		k.l.forget(k.lease.Name)
 	}
 	return err
+}
+
+// restoreCarried is the Lease holding only the carried cooldowns that
+// still run: under the one that runs longest, with the others carried.
+func (k *leaseLock) restoreCarried(current *coordinationv1.Lease) (*coordinationv1.Lease, bool) {
+	now := k.l.now()
+	var longest string
+	for action, c := range k.carried {
+		if c.until.After(now) && (longest == "" || c.until.After(k.carried[longest].until)) {
+			longest = action
+		}
+	}
+	if longest == "" {
+		return nil, false
+	}
+	head := k.carried[longest]
+	rest := map[string]carriedUntil{}
+	for action, c := range k.carried {
+		if action != longest {
+			rest[action] = c
+		}
+	}
+	secs := int32((head.until.Sub(now) + time.Second - 1) / time.Second)
+	next := current.DeepCopy()
+	next.Spec.HolderIdentity = ptr.To(k.l.Identity + "/" + string(uuid.NewUUID()))
+	next.Spec.LeaseDurationSeconds = ptr.To(secs)
+	next.Spec.RenewTime = ptr.To(metav1.NewMicroTime(now))
+	rec := LockRecord{Action: longest, User: head.user, NodeUID: k.rec.NodeUID, CallEnded: true}
+	if err := writeRecord(next, rec, rest, now, secs); err != nil {
+		return nil, false
+	}
+	return next, true
 }

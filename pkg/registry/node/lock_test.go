@@ -143,7 +143,7 @@ func TestLeaseLockerClockSkew(t *testing.T) {
 	if _, err := b.Acquire(ctx, "node-1", rec, 5*time.Minute); !apierrors.IsConflict(err) {
 		t.Fatalf("a replica 10 minutes ahead took over a fresh 5m lock: %v", err)
 	}
-	if err := b.Check(ctx, "node-1"); !apierrors.IsConflict(err) {
+	if err := b.Check(ctx, "node-1", "restart"); !apierrors.IsConflict(err) {
 		t.Fatalf("Check: want 409, got %v", err)
 	}
 	clockA.Step(4 * time.Minute)
@@ -170,7 +170,7 @@ func TestLeaseRenewRestartsTheHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Check(ctx, "node-1"); !apierrors.IsConflict(err) {
+	if err := b.Check(ctx, "node-1", "restart"); !apierrors.IsConflict(err) {
 		t.Fatalf("want 409, got %v", err)
 	}
 	c.Step(50 * time.Second)
@@ -178,7 +178,7 @@ func TestLeaseRenewRestartsTheHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Step(50 * time.Second)
-	if err := b.Check(ctx, "node-1"); !apierrors.IsConflict(err) {
+	if err := b.Check(ctx, "node-1", "restart"); !apierrors.IsConflict(err) {
 		t.Fatalf("a renewed lock lapsed 100s after it was taken: %v", err)
 	}
 	// Labels for kubectl get leases -l, and the Node as owner, so the
@@ -197,7 +197,7 @@ func TestLeaseRenewRestartsTheHold(t *testing.T) {
 	if err := lock.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Check(ctx, "node-1"); err != nil {
+	if err := b.Check(ctx, "node-1", "restart"); err != nil {
 		t.Fatalf("after release: %v", err)
 	}
 }
@@ -220,5 +220,98 @@ func TestLeaseVanishesBetweenCreateAndGet(t *testing.T) {
 	}
 	if creates != 2 {
 		t.Fatalf("want 2 creates, got %d", creates)
+	}
+}
+
+// wantLocked fails unless err is the lock's 409 naming action, with a
+// Retry-After of wantSecs (±1 s for rounding).
+func wantLocked(t *testing.T, what string, err error, action string, wantSecs int32) {
+	t.Helper()
+	if !apierrors.IsConflict(err) {
+		t.Fatalf("%s: want the lock's 409, got %v", what, err)
+	}
+	d := err.(apierrors.APIStatus).Status().Details
+	if len(d.Causes) != 1 || d.Causes[0].Type != infraopsv1.CauseNodeLocked || !strings.HasPrefix(d.Causes[0].Message, action+" by ") {
+		t.Fatalf("%s: want a NodeLocked cause naming %s, got %+v", what, action, d.Causes)
+	}
+	if s := d.RetryAfterSeconds; s < wantSecs-1 || s > wantSecs+1 {
+		t.Fatalf("%s: Retry-After %ds, want %ds", what, s, wantSecs)
+	}
+}
+
+// The cooldown keeps an action from being repeated, not the node from
+// its next action: a start may follow a stop whose call returned, while a
+// second stop waits the stop's cooldown out, also after the start took the
+// Lease over, on another replica, and after the start's lock was released.
+// While any call runs, every action is refused.
+func TestCooldownIsPerAction(t *testing.T) {
+	ctx := context.Background()
+	kube := fake.NewClientset()
+	c := testingclock.NewFakeClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
+	a := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-a", Clock: c}
+	b := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-b", Clock: c}
+	stop := LockRecord{Action: "stop", User: "alice", NodeUID: "u1"}
+	start := LockRecord{Action: "start", User: "bob", NodeUID: "u1"}
+
+	stopLock, err := a.Acquire(ctx, "node-1", stop, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stop's call runs: nothing else may start.
+	_, err = b.Acquire(ctx, "node-1", start, time.Minute)
+	wantLocked(t, "start during the stop's call", err, "stop", 60)
+	wantLocked(t, "dry-run start during the stop's call", b.Check(ctx, "node-1", "start"), "stop", 60)
+
+	// The call returned: a start is free, a second stop is not.
+	c.Step(10 * time.Second)
+	if err := stopLock.EndCall(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Step(20 * time.Second)
+	_, err = b.Acquire(ctx, "node-1", stop, time.Minute)
+	wantLocked(t, "a second stop", err, "stop", 60) // replica-b first saw this renewal just now
+	wantLocked(t, "a second stop on the replica that saw the renewal", a.Check(ctx, "node-1", "stop"), "stop", 40)
+	if err := a.Check(ctx, "node-1", "start"); err != nil {
+		t.Fatalf("dry-run start after the stop's call: %v", err)
+	}
+	startLock, err := a.Acquire(ctx, "node-1", start, time.Minute)
+	if err != nil {
+		t.Fatalf("start after the stop's call returned: %v", err)
+	}
+	lease, err := kube.CoordinationV1().Leases("ops").Get(ctx, "node-action-node-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lease.Annotations[lockRecordAnnotation]; got != `{"action":"start","user":"bob","nodeUID":"u1","cooldowns":[{"action":"stop","user":"alice","seconds":40}]}` {
+		t.Fatalf("lock record %s", got)
+	}
+	// The start's call runs: every action is refused, the stop included.
+	_, err = b.Acquire(ctx, "node-1", LockRecord{Action: "restart", User: "carol"}, time.Minute)
+	wantLocked(t, "restart during the start's call", err, "start", 60)
+
+	// The start's call returned; the stop's cooldown still runs, on
+	// either replica, counted from when each first saw the renewal.
+	c.Step(5 * time.Second)
+	if err := startLock.EndCall(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Acquire(ctx, "node-1", stop, time.Minute)
+	wantLocked(t, "stop while its cooldown is carried", err, "stop", 35)
+	wantLocked(t, "a second start", b.Check(ctx, "node-1", "start"), "start", 60)
+
+	// A release (as when the cloud did nothing) keeps the stop's
+	// cooldown, and nothing else.
+	if err := startLock.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Acquire(ctx, "node-1", stop, time.Minute)
+	wantLocked(t, "stop after the start's lock was released", err, "stop", 35)
+	if err := b.Check(ctx, "node-1", "start"); err != nil {
+		t.Fatalf("start after its lock was released: %v", err)
+	}
+	// Its end frees the stop.
+	c.Step(36 * time.Second)
+	if _, err := b.Acquire(ctx, "node-1", stop, time.Minute); err != nil {
+		t.Fatalf("stop after its cooldown: %v", err)
 	}
 }
