@@ -86,6 +86,20 @@ type Instance struct {
 	// providerID carries one (a GCE project); empty when the credentials
 	// decide it (AWS, Tencent Cloud).
 	Project string
+	// Scope is where ID is unique, for a cloud whose IDs are not unique
+	// on their own: a GCE instance name is unique in its project and zone
+	// only. Empty where the ID alone names one machine (EC2, CVM and ECS
+	// IDs; an Azure ID is a whole resource ID).
+	Scope string
+}
+
+// Machine names the machine within its cloud: its ID, within its Scope.
+// Two Nodes whose providerIDs give one Machine claim the same machine.
+func (i Instance) Machine() string {
+	if i.Scope == "" {
+		return i.ID
+	}
+	return i.Scope + "/" + i.ID
 }
 
 func (i Instance) String() string {

@@ -39,6 +39,7 @@ func (provider) Resolve(providerID string, labels map[string]string, _ string) (
 	}
 	inst := cloud.Instance{
 		Provider: Name, ID: pid.Instance, Zone: pid.Zone, Project: pid.Project,
+		Scope:  pid.Project + "/" + pid.Zone,
 		Region: regionOfZone(pid.Zone),
 	}
 	if l, v, ok := cloud.RegionFromLabels(labels); ok {

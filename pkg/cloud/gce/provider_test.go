@@ -26,7 +26,7 @@ func TestProviderIDForms(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := cloud.Instance{Provider: Name, Project: tt.project, Zone: tt.zone, ID: tt.instance, Region: tt.region}
+			want := cloud.Instance{Provider: Name, Project: tt.project, Zone: tt.zone, ID: tt.instance, Region: tt.region, Scope: tt.project + "/" + tt.zone}
 			if inst != want {
 				t.Fatalf("got %+v, want %+v", inst, want)
 			}

@@ -111,16 +111,16 @@ func Resolve(providerID string, labels map[string]string, defaultRegion func(pro
 		Reason: fmt.Sprintf("cloud %q is not supported (supported: %s)", scheme, strings.Join(Schemes(), ", "))}
 }
 
-// Machine is the provider and instance ID a providerID names, whatever its
-// region: no labels, and a placeholder default region, so that a providerID
-// whose zone tells no region (TKE's numeric zone) still names its machine.
-// false when it names none.
-func Machine(providerID string) (provider, instanceID string, ok bool) {
+// Machine is the provider and the machine (cloud.Instance.Machine) a
+// providerID names, whatever its region: no labels, and a placeholder
+// default region, so that a providerID whose zone tells no region (TKE's
+// numeric zone) still names its machine. false when it names none.
+func Machine(providerID string) (provider, machine string, ok bool) {
 	inst, err := Resolve(providerID, nil, func(string) string { return "-" })
 	if err != nil {
 		return "", "", false
 	}
-	return inst.Provider, inst.ID, true
+	return inst.Provider, inst.Machine(), true
 }
 
 // Schemes lists every providerID scheme of All, sorted.

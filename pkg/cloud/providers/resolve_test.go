@@ -42,7 +42,7 @@ func TestResolveValid(t *testing.T) {
 		{"alicloud://cn-hangzhou.i-bp67acfmxazb4ph5xyz0", cloud.Instance{Provider: alibabacloud.Name, ID: "i-bp67acfmxazb4ph5xyz0"}},
 		// ACK's kubelets write the same without a scheme.
 		{"cn-hangzhou.i-bp67acfmxazb4ph5xyz0", cloud.Instance{Provider: alibabacloud.Name, ID: "i-bp67acfmxazb4ph5xyz0"}},
-		{"gce://my-project/us-central1-a/gke-pool-1-abcd", cloud.Instance{Provider: gce.Name, Project: "my-project", Zone: "us-central1-a", ID: "gke-pool-1-abcd", Region: "us-central1"}},
+		{"gce://my-project/us-central1-a/gke-pool-1-abcd", cloud.Instance{Provider: gce.Name, Project: "my-project", Zone: "us-central1-a", ID: "gke-pool-1-abcd", Region: "us-central1", Scope: "my-project/us-central1-a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

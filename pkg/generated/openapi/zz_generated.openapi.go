@@ -471,7 +471,7 @@ func schema_pkg_apis_infraops_v1_CloudInstance(ref common.ReferenceCallback) com
 				Properties: map[string]spec.Schema{
 					"provider": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Provider is the cloud: aws or tencentcloud.",
+							Description: "Provider is the cloud, by its config key: aws, tencentcloud, gce, azure or alibabacloud (the table in pkg/cloud/providers).",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",
@@ -493,7 +493,7 @@ func schema_pkg_apis_infraops_v1_CloudInstance(ref common.ReferenceCallback) com
 					},
 					"instanceID": {
 						SchemaProps: spec.SchemaProps{
-							Description: "InstanceID is the cloud's ID of the machine (i-…, ins-…).",
+							Description: "InstanceID is the machine as its cloud names it: EC2's and ECS's i-…, CVM's ins-…, a GCE instance name, the ARM resource ID of an Azure VM or scale-set instance.",
 							Default:     "",
 							Type:        []string{"string"},
 							Format:      "",

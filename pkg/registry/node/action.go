@@ -438,7 +438,7 @@ func (r *ActionREST) claimedByOthers(name string, inst cloud.Instance) error {
 		return nil
 	}
 	var others []string
-	for _, n := range r.cfg.Machines.NodesClaiming(inst.Provider, inst.ID) {
+	for _, n := range r.cfg.Machines.NodesClaiming(inst.Provider, inst.Machine()) {
 		if n != name {
 			others = append(others, n)
 		}
@@ -449,7 +449,7 @@ func (r *ActionREST) claimedByOthers(name string, inst cloud.Instance) error {
 	sort.Strings(others)
 	return apierrors.NewConflict(infraopsv1.Resource("nodes"), name,
 		fmt.Errorf("refusing to %s %s instance %s: Node %s also claims it in spec.providerID; fix or delete the Node that does not run on it",
-			r.action.Name, inst.Provider, inst.ID, strings.Join(others, ", ")))
+			r.action.Name, inst.Provider, inst.Machine(), strings.Join(others, ", ")))
 }
 
 // recordSelfRequest writes the "requested" Event of an action on the node

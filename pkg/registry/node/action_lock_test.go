@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ func newRestartFixture(t *testing.T, d cloud.Driver, cooldown time.Duration, sel
 	}
 	f.rest = NewActionREST(Restart, ActionConfig{
 		Client:        f.kube,
-		Drivers:       drivers{cloud.ProviderAWS: d},
+		Drivers:       drivers{d.Name(): d},
 		Locker:        &LeaseLocker{Client: f.kube, Namespace: "ops", Identity: "replica-a", Clock: f.clock},
 		Recorder:      f.recorder,
 		Machines:      f.machines,
@@ -233,6 +234,38 @@ func TestTwoNodesClaimingOneMachine(t *testing.T) {
 	}
 	if a := f.restart("alone", ""); a.err != nil {
 		t.Fatalf("a node alone on its machine: %v", a.err)
+	}
+}
+
+// A GCE instance name is unique in its project and zone only: one name
+// in two projects (or zones) is two machines, and neither Node is refused;
+// the same project, zone and name in two Nodes is one machine, refused.
+func TestGCEClaimsAreScopedByProjectAndZone(t *testing.T) {
+	var called []string
+	d := &rebootDriver{name: "gce", reboot: func(_ context.Context, inst cloud.Instance, _ cloud.RebootOptions) (cloud.Result, error) {
+		called = append(called, inst.Project+"/"+inst.Zone+"/"+inst.ID)
+		return cloud.Result{}, nil
+	}}
+	gceNode := func(name, providerID string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name)}, Spec: corev1.NodeSpec{ProviderID: providerID}}
+	}
+	f := newRestartFixture(t, d, time.Minute, "",
+		gceNode("prod", "gce://prod-project/us-central1-a/pool-1-abcd"),
+		gceNode("staging", "gce://staging-project/us-central1-a/pool-1-abcd"),
+		gceNode("other-zone", "gce://prod-project/us-central1-b/pool-1-abcd"),
+		gceNode("twin-a", "gce://prod-project/europe-west1-b/twin"),
+		gceNode("twin-b", "gce://prod-project/europe-west1-b/twin"))
+	for _, n := range []string{"prod", "staging", "other-zone"} {
+		if a := f.restart(n, ""); a.err != nil {
+			t.Fatalf("%s: one instance name in another project or zone is another machine, got %v", n, a.err)
+		}
+	}
+	if a := f.restart("twin-a", ""); !apierrors.IsConflict(a.err) || !strings.Contains(a.err.Error(), "Node twin-b") {
+		t.Fatalf("twin-a: want 409 naming twin-b, got %v", a.err)
+	}
+	want := []string{"prod-project/us-central1-a/pool-1-abcd", "staging-project/us-central1-a/pool-1-abcd", "prod-project/us-central1-b/pool-1-abcd"}
+	if !reflect.DeepEqual(called, want) {
+		t.Fatalf("cloud calls %q, want %q", called, want)
 	}
 }
 

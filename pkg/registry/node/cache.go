@@ -169,12 +169,12 @@ func (c *Cache) apply(obj interface{}, deleted bool) error {
 }
 
 // NodesClaiming lists, sorted, the Nodes whose providerID names the
-// machine instanceID of provider.
-func (c *Cache) NodesClaiming(provider, instanceID string) []string {
+// machine (cloud.Instance.Machine) of provider.
+func (c *Cache) NodesClaiming(provider, machine string) []string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	names := make([]string, 0, len(c.claims[machineKey(provider, instanceID)]))
-	for n := range c.claims[machineKey(provider, instanceID)] {
+	names := make([]string, 0, len(c.claims[machineKey(provider, machine)]))
+	for n := range c.claims[machineKey(provider, machine)] {
 		names = append(names, n)
 	}
 	sort.Strings(names)

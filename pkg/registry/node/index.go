@@ -8,13 +8,14 @@ import (
 // action on a machine that two Nodes claim is refused. The view's Cache is
 // one.
 type MachineClaims interface {
-	NodesClaiming(provider, instanceID string) []string
+	NodesClaiming(provider, machine string) []string
 }
 
-// machineKey names a machine by provider and instance ID, so different
-// spellings of one machine's providerID ("aws:///us-east-1a/i-…" and
-// "aws:////i-…") meet.
-func machineKey(provider, instanceID string) string { return provider + "/" + instanceID }
+// machineKey names a machine by provider and cloud.Instance.Machine, so
+// different spellings of one machine's providerID ("aws:///us-east-1a/i-…"
+// and "aws:////i-…") meet, and one GCE instance name in two projects does
+// not.
+func machineKey(provider, machine string) string { return provider + "/" + machine }
 
 // machineKeyOf is the machineKey a providerID names; false when it names
 // no machine.

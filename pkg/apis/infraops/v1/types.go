@@ -106,7 +106,8 @@ type LastAction struct {
 
 // CloudInstance identifies a machine at a cloud.
 type CloudInstance struct {
-	// Provider is the cloud: aws or tencentcloud.
+	// Provider is the cloud, by its config key: aws, tencentcloud, gce,
+	// azure or alibabacloud (the table in pkg/cloud/providers).
 	Provider string `json:"provider"`
 	// Region is the cloud region the machine is in.
 	// +optional
@@ -114,7 +115,9 @@ type CloudInstance struct {
 	// Zone is the availability zone, as the node label or providerID gives it.
 	// +optional
 	Zone string `json:"zone,omitempty"`
-	// InstanceID is the cloud's ID of the machine (i-…, ins-…).
+	// InstanceID is the machine as its cloud names it: EC2's and ECS's
+	// i-…, CVM's ins-…, a GCE instance name, the ARM resource ID of an
+	// Azure VM or scale-set instance.
 	InstanceID string `json:"instanceID"`
 }
 

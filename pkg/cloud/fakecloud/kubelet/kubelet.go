@@ -188,8 +188,11 @@ func (s *Simulator) nodesOf(ctx context.Context, provider, instanceID string) ([
 	}
 	var out []string
 	for _, n := range list.Items {
-		p, id, ok := providers.Machine(n.Spec.ProviderID)
-		if ok && p == provider && id == instanceID {
+		// The fake clouds' records carry the bare instance ID (a GCE
+		// instance's name without its project and zone), so that is what
+		// is compared; the fakes' machines have unique IDs.
+		inst, err := providers.Resolve(n.Spec.ProviderID, nil, func(string) string { return "-" })
+		if err == nil && inst.Provider == provider && inst.ID == instanceID {
 			out = append(out, n.Name)
 		}
 	}
