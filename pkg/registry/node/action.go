@@ -248,6 +248,10 @@ func (r *ActionREST) serve(ctx context.Context, name string, w http.ResponseWrit
 			r.release(bg, lock, logger)
 			return nil, 0, kubeAPIError("record the action", err)
 		}
+		// status.lastAction too, so the view follows the action even if
+		// the cloud's answer is never recorded; the answer replaces it.
+		r.recordHistory(bg, node, userName, mode, common.Reason, "", infraopsv1.ActionRequested,
+			"requested of the machine the serving replica runs on; the cloud's answer may not be recorded", logger)
 	}
 
 	// The cloud call outlives the client: if the client goes away after the

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +24,7 @@ import (
 	"k8s.io/component-base/metrics/testutil"
 	testingclock "k8s.io/utils/clock/testing"
 
+	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 )
 
@@ -68,6 +71,7 @@ func newRestartFixture(t *testing.T, d cloud.Driver, cooldown time.Duration, sel
 		Client:        f.kube,
 		Drivers:       drivers{d.Name(): d},
 		Locker:        &LeaseLocker{Client: f.kube, Namespace: "ops", Identity: "replica-a", Clock: f.clock},
+		History:       &History{Client: f.kube, Namespace: "ops"},
 		Recorder:      f.recorder,
 		Machines:      f.machines,
 		DefaultRegion: func(string) string { return "" },
@@ -101,6 +105,19 @@ func (f *restartFixture) lease(node string) (*metav1.MicroTime, error) {
 		return nil, err
 	}
 	return l.Spec.RenewTime, nil
+}
+
+// lastAction is the node's record as History wrote it; nil when none.
+func (f *restartFixture) lastAction(node string) *infraopsv1.LastAction {
+	l, err := f.kube.CoordinationV1().Leases("ops").Get(context.Background(), historyLeaseName(node), metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	var la infraopsv1.LastAction
+	if json.Unmarshal([]byte(l.Annotations[lastActionAnnotation]), &la) != nil {
+		return nil
+	}
+	return &la
 }
 
 func statusCode(err error) int32 {
@@ -285,6 +302,9 @@ func TestSelfNodeRecordsBeforeTheCall(t *testing.T) {
 		}
 		if _, err := f.lease("self"); err != nil {
 			return cloud.Result{}, errors.New("no lock before the cloud call")
+		}
+		if la := f.lastAction("self"); la == nil || la.Phase != infraopsv1.ActionRequested || la.User != "alice" || la.Reason != "kernel" || la.CloudRequestID != "" {
+			return cloud.Result{}, fmt.Errorf("no Requested lastAction before the cloud call: %+v", la)
 		}
 		return cloud.Result{RequestID: "req"}, nil
 	}}
