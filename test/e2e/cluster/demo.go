@@ -541,6 +541,11 @@ func demoSteps(b requestBodies, userKubeconfig string) []DemoStep {
 				regexp.QuoteMeta(DemoNodeTKEStopped) + `\s[^\n]*\sTrue\s+start\s+Completed\s`,
 			},
 		},
+		{
+			Comment: "the stopped node started again at once with the plugin: the stop's cooldown refuses only another stop",
+			Command: "kubectl cloudnode start " + DemoNodeEKSBatch + " --reason 'demo: morning' --wait",
+			Want:    []string{`start requested`, regexp.QuoteMeta(DemoNodeEKSBatch) + ` is up: boot ID \S+, Ready`},
+		},
 	}
 }
 
