@@ -164,25 +164,15 @@ func (l *LeaseLocker) forget(name string) {
 	delete(l.seen, name)
 }
 
-// remaining is how long the Lease stays held, judged on this replica's
-// clock from its first sighting of the current holder and renew time.
-func (l *LeaseLocker) remaining(lease *coordinationv1.Lease) time.Duration {
-	if ptr.Deref(lease.Spec.HolderIdentity, "") == "" || lease.Spec.LeaseDurationSeconds == nil {
-		return 0
-	}
-	s := l.saw(lease)
-	return s.at.Add(time.Duration(s.duration) * time.Second).Sub(l.now())
-}
-
 // lockState is what a Lease holds a node for, judged on this replica's
-// clock (as remaining judges it).
+// clock from its first sighting of the current holder and renew time.
 type lockState struct {
 	rec LockRecord
-	// held: the Lease itself is held (a call under way, or rec.Action's
-	// cooldown).
+	// held is how long the Lease itself stays held (a call under way, or
+	// rec.Action's cooldown).
 	held time.Duration
-	// carried are the cooldowns still running, by action, the Lease's
-	// own action's included.
+	// carried are the cooldowns running, by action, the Lease's own
+	// action's included; nil while the call runs.
 	carried map[string]carriedUntil
 }
 
@@ -192,17 +182,21 @@ type carriedUntil struct {
 }
 
 func (l *LeaseLocker) stateOf(lease *coordinationv1.Lease) lockState {
-	st := lockState{held: l.remaining(lease)}
+	var st lockState
+	if ptr.Deref(lease.Spec.HolderIdentity, "") == "" || lease.Spec.LeaseDurationSeconds == nil {
+		return st
+	}
+	at, now := l.saw(lease).at, l.now()
+	st.held = at.Add(time.Duration(*lease.Spec.LeaseDurationSeconds) * time.Second).Sub(now)
 	if st.held <= 0 {
 		return st
 	}
-	if raw := lease.Annotations[lockRecordAnnotation]; raw != "" {
-		_ = json.Unmarshal([]byte(raw), &st.rec) // unreadable: refuses every action
+	if raw := lease.Annotations[lockRecordAnnotation]; raw == "" || json.Unmarshal([]byte(raw), &st.rec) != nil {
+		st.rec = LockRecord{} // unreadable: refuses every action
 	}
 	if !st.rec.CallEnded || st.rec.Action == "" {
 		return st
 	}
-	now, at := l.now(), l.saw(lease).at
 	st.carried = map[string]carriedUntil{st.rec.Action: {st.rec.User, now.Add(st.held)}}
 	for _, c := range st.rec.Cooldowns {
 		until := at.Add(time.Duration(c.Seconds) * time.Second)
