@@ -18,12 +18,19 @@ import (
 	infraopsv1 "github.com/michael/k8s-cloud-node-manager/pkg/apis/infraops/v1"
 )
 
-func TestLeaseLocker(t *testing.T) {
-	ctx := context.Background()
+// twoReplicas is two replicas' lockers sharing one clock and one
+// kube-apiserver.
+func twoReplicas() (*fake.Clientset, *testingclock.FakeClock, *LeaseLocker, *LeaseLocker) {
 	kube := fake.NewClientset()
 	c := testingclock.NewFakeClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
-	a := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-a", Clock: c}
-	b := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-b", Clock: c}
+	return kube, c,
+		&LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-a", Clock: c},
+		&LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-b", Clock: c}
+}
+
+func TestLeaseLocker(t *testing.T) {
+	ctx := context.Background()
+	kube, c, a, b := twoReplicas()
 	rec := LockRecord{Action: "restart", User: "alice", NodeUID: "u1"}
 
 	first, err := a.Acquire(ctx, "node-1", rec, time.Minute)
@@ -161,10 +168,7 @@ func TestLeaseLockerClockSkew(t *testing.T) {
 
 func TestLeaseRenewRestartsTheHold(t *testing.T) {
 	ctx := context.Background()
-	kube := fake.NewClientset()
-	c := testingclock.NewFakeClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
-	a := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-a", Clock: c}
-	b := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-b", Clock: c}
+	kube, c, a, b := twoReplicas()
 	rec := LockRecord{Action: "restart", User: "alice", NodeUID: "uid-1"}
 	lock, err := a.Acquire(ctx, "node-1", rec, time.Minute)
 	if err != nil {
@@ -246,10 +250,7 @@ func wantLocked(t *testing.T, what string, err error, action string, wantSecs in
 // While any call runs, every action is refused.
 func TestCooldownIsPerAction(t *testing.T) {
 	ctx := context.Background()
-	kube := fake.NewClientset()
-	c := testingclock.NewFakeClock(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC))
-	a := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-a", Clock: c}
-	b := &LeaseLocker{Client: kube, Namespace: "ops", Identity: "replica-b", Clock: c}
+	kube, c, a, b := twoReplicas()
 	stop := LockRecord{Action: "stop", User: "alice", NodeUID: "u1"}
 	start := LockRecord{Action: "start", User: "bob", NodeUID: "u1"}
 
