@@ -275,6 +275,18 @@ type BareProviderIDs interface {
 	OwnsBare(providerID string) bool
 }
 
+// OwnershipChecks is the optional capability of a Provider whose driver
+// checks with the cloud, before acting, that an instance is the cluster's
+// named in ProviderConfig.Ownership (a second line of defence behind the
+// one-machine-one-Node rule: a Node's providerID is written by whoever
+// registers it). The driver answers an instance that is not with
+// ErrNotOwned.
+type OwnershipChecks interface {
+	// ValidClusterName checks a cluster name as the cloud's tags can
+	// carry it.
+	ValidClusterName(name string) error
+}
+
 // ModeNames joins modes for a message: "soft, hard".
 func ModeNames(modes []Mode) string {
 	s := make([]string, len(modes))

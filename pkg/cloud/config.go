@@ -73,6 +73,17 @@ type ProviderConfig struct {
 	RateLimit RateLimit
 	// DryRunRateLimit is the separate limit of dry runs.
 	DryRunRateLimit RateLimit
+	// Ownership, when set, has the driver check with the cloud that an
+	// instance is this cluster's before every action on it, dry runs
+	// included (clouds that implement OwnershipChecks only).
+	Ownership Ownership
+}
+
+// Ownership names the cluster whose machines this server may act on.
+type Ownership struct {
+	// ClusterName is the name in the cloud's cluster tag (on EC2,
+	// kubernetes.io/cluster/<ClusterName>); empty turns the check off.
+	ClusterName string
 }
 
 // RateLimit is a token bucket: QPS tokens per second, at most Burst saved.
@@ -96,6 +107,11 @@ type fileProvider struct {
 	RateLimit *fileRateLimit `json:"rateLimit,omitempty"`
 	// DryRunRateLimit: dryRunRateLimit in the file.
 	DryRunRateLimit *fileRateLimit `json:"dryRunRateLimit,omitempty"`
+	Ownership       *fileOwnership `json:"ownership,omitempty"`
+}
+
+type fileOwnership struct {
+	ClusterName string `json:"clusterName"`
 }
 
 type fileRateLimit struct {
@@ -194,6 +210,12 @@ func ParseConfig(data []byte, clouds ...Provider) (*Config, error) {
 		if fp.DryRunRateLimit != nil {
 			pc.DryRunRateLimit = fp.DryRunRateLimit.limit()
 		}
+		if fp.Ownership != nil {
+			pc.Ownership.ClusterName = fp.Ownership.ClusterName
+			if pc.Ownership.ClusterName == "" {
+				return nil, fmt.Errorf("providers.%s.ownership.clusterName: must be set (leave out ownership to turn the check off)", name)
+			}
+		}
 		c.Providers[name] = pc
 	}
 	if err := c.Validate(clouds...); err != nil {
@@ -259,6 +281,13 @@ func (c *Config) Validate(clouds ...Provider) error {
 		}
 		if pc.Timeout <= 0 {
 			errs = append(errs, fmt.Errorf("providers.%s.timeout: must be positive, got %s", name, pc.Timeout))
+		}
+		if n := pc.Ownership.ClusterName; n != "" && p != nil {
+			if oc, ok := p.(OwnershipChecks); !ok {
+				errs = append(errs, fmt.Errorf("providers.%s.ownership: %s has no ownership check", name, name))
+			} else if err := oc.ValidClusterName(n); err != nil {
+				errs = append(errs, fmt.Errorf("providers.%s.ownership.clusterName: %w", name, err))
+			}
 		}
 		limits := []struct {
 			field string

@@ -13,6 +13,9 @@ type ErrorKind string
 const (
 	// ErrNotFound: the cloud does not know the instance (in that region).
 	ErrNotFound ErrorKind = "NotFound"
+	// ErrNotOwned: the instance exists but the ownership check (see
+	// OwnershipChecks) says it is not this cluster's; nothing was done.
+	ErrNotOwned ErrorKind = "NotOwned"
 	// ErrInvalidState: the instance exists but cannot do this now
 	// (stopped, busy with another operation).
 	ErrInvalidState ErrorKind = "InvalidState"

@@ -204,13 +204,19 @@ func (d *Driver) call(ctx context.Context, inst cloud.Instance, mode cloud.Mode,
 			Message: "cannot load the AWS configuration: " + err.Error(), Err: err,
 		}
 	}
+	// One attempt only: a retried action is a second action, and a
+	// throttled call is better handed back to our caller, who can wait.
+	one := func(o *ec2.Options) { o.RetryMaxAttempts = 1 }
+	if cluster := d.cfg.Ownership.ClusterName; cluster != "" {
+		if err := checkOwned(ctx, c, inst.ID, cluster, one); err != nil {
+			return cloud.Result{}, err
+		}
+	}
 	var dry *bool
 	if dryRun {
 		dry = awssdk.Bool(true)
 	}
-	// One attempt only: a retried action is a second action, and a
-	// throttled call is better handed back to our caller, who can wait.
-	md, err := send(c, dry, func(o *ec2.Options) { o.RetryMaxAttempts = 1 })
+	md, err := send(c, dry, one)
 	if err != nil {
 		var ce *cloud.Error
 		if errors.As(err, &ce) {
@@ -234,6 +240,51 @@ func (d *Driver) call(ctx context.Context, inst cloud.Instance, mode cloud.Mode,
 		return cloud.Result{}, cloud.BadAnswer(Name, "a 200 answer without an EC2 request ID", nil)
 	}
 	return cloud.Result{RequestID: id, Mode: mode}, nil
+}
+
+// checkOwned is the ownership check (cloud config ownership.clusterName):
+// one DescribeInstances, before the action and for dry runs too, that the
+// instance carries the cluster's tag. Its failures all say the action was
+// not sent: the lock is released and a retry is safe.
+func checkOwned(ctx context.Context, c *ec2.Client, id, cluster string, one func(*ec2.Options)) error {
+	notSent := func(e *cloud.Error) *cloud.Error { e.NotSent = true; return e }
+	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}}, one)
+	if err != nil {
+		e := mapError(ctx, err)
+		if e.Kind == cloud.ErrTimeout {
+			// Only the check timed out: the action itself was never sent.
+			e.Kind, e.Message = cloud.ErrUnavailable, "no answer from EC2 DescribeInstances (the ownership check) in time; the action was not sent"
+		}
+		return notSent(e)
+	}
+	rid, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+	if rid == "" {
+		return notSent(&cloud.Error{
+			Kind: cloud.ErrUnavailable, Provider: Name, Code: "MalformedAnswer",
+			Message: "a DescribeInstances answer (the ownership check) without an EC2 request ID, so not EC2's own (a proxy or a misrouted endpoint?); the action was not sent",
+		})
+	}
+	tag := ClusterTagPrefix + cluster
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if awssdk.ToString(in.InstanceId) != id {
+				continue
+			}
+			for _, t := range in.Tags {
+				if awssdk.ToString(t.Key) == tag {
+					return nil
+				}
+			}
+			return notSent(&cloud.Error{
+				Kind: cloud.ErrNotOwned, Provider: Name, Code: "ClusterTagMissing", RequestID: rid,
+				Message: fmt.Sprintf("instance %s does not carry the tag %s, so it is not this cluster's machine (cloud config ownership.clusterName %q)", id, tag, cluster),
+			})
+		}
+	}
+	return notSent(&cloud.Error{
+		Kind: cloud.ErrNotFound, Provider: Name, Code: "InvalidInstanceID.NotFound", RequestID: rid,
+		Message: fmt.Sprintf("DescribeInstances does not list instance %s", id),
+	})
 }
 
 func requestID(err error) string {

@@ -27,6 +27,7 @@ const (
 	runningID  = "i-0123456789abcdef0"
 	stoppedID  = "i-0fedcba9876543210"
 	westID     = "i-00000000"
+	ownedID    = "i-0c1a5c1a5c1a5c1a5"
 )
 
 // isolate keeps the host's AWS configuration out of a test: credentials
@@ -70,6 +71,7 @@ func setup(t *testing.T) *env {
 			{ID: runningID, Region: "us-east-1"},
 			{ID: stoppedID, Region: "us-east-1", State: "stopped"},
 			{ID: westID, Region: "us-west-2"},
+			{ID: ownedID, Region: "us-east-1", Tags: map[string]string{"Name": "prod-node", ClusterTagPrefix + "prod": "owned"}},
 		},
 		Secrets: map[string]string{testKey: testSecret},
 	})

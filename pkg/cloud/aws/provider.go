@@ -23,6 +23,32 @@ func (provider) NewDriver(ctx context.Context, cfg cloud.ProviderConfig) (cloud.
 	return New(ctx, cfg)
 }
 
+var _ cloud.OwnershipChecks = provider{}
+
+// ClusterTagPrefix starts the tag that EKS, eksctl, kops, Karpenter and
+// the AWS cloud provider put on a cluster's instances
+// (kubernetes.io/cluster/<name>, value owned or shared): the ownership
+// check looks for it.
+const ClusterTagPrefix = "kubernetes.io/cluster/"
+
+// ValidClusterName implements cloud.OwnershipChecks: the tag key it makes
+// must be a valid EC2 tag key (at most 128 characters of letters, digits,
+// spaces and + - = . _ : / @).
+func (provider) ValidClusterName(name string) error {
+	if n := len(ClusterTagPrefix + name); n > 128 {
+		return fmt.Errorf("the tag key %s%s would be %d characters, over EC2's 128", ClusterTagPrefix, name, n)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(" +-=._:/@", r)) {
+			return fmt.Errorf("%q has %q, which an EC2 tag key cannot", name, r)
+		}
+	}
+	if strings.TrimSpace(name) != name || name == "" {
+		return fmt.Errorf("%q must not be empty or start or end with a space", name)
+	}
+	return nil
+}
+
 // Region accepts AWS region names only; AWS has no aliases.
 func (provider) Region(name string) (string, bool) {
 	return name, validRegion(name)

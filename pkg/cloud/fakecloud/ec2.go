@@ -123,6 +123,10 @@ func ec2Success(call Call, reqID string) any {
 			r.Instances = append(r.Instances, ch)
 		}
 		return r
+	case "DescribeInstances":
+		return describeInstancesResponse{RequestID: reqID, Reservations: []ec2Reservation{{
+			ReservationID: "r-" + strings.ReplaceAll(reqID, "-", "")[:17], OwnerID: "123456789012", Instances: call.described,
+		}}}
 	}
 	return rebootInstancesResponse{RequestID: reqID, Return: true}
 }
@@ -143,7 +147,7 @@ func (e *EC2) decide(r *http.Request, body []byte, form url.Values, auth sigV4Au
 		return ec2Answer{http.StatusBadRequest, "NoSuchVersion", fmt.Sprintf("An invalid API version %q was specified.", v)}, 0
 	}
 	switch call.Action {
-	case "RebootInstances", "StopInstances", "StartInstances":
+	case "RebootInstances", "StopInstances", "StartInstances", "DescribeInstances":
 	case "":
 		return ec2Answer{http.StatusBadRequest, "MissingAction", "The request must contain the parameter Action."}, 0
 	default:
@@ -187,6 +191,11 @@ func (e *EC2) decide(r *http.Request, body []byte, form url.Values, auth sigV4Au
 		return ec2Answer{http.StatusPreconditionFailed, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."}, f.Delay
 	}
 	switch call.Action {
+	case "DescribeInstances":
+		for _, id := range ids {
+			call.described = append(call.described, describe(e.instances[id]))
+		}
+		return ec2Answer{}, f.Delay
 	case "StopInstances":
 		return e.changeState(call, f, "stopped", "stopped", []string{"running", "stopping", "stopped"}), f.Delay
 	case "StartInstances":
@@ -287,6 +296,49 @@ func validEC2ID(id string) bool {
 		}
 	}
 	return true
+}
+
+// describe is an instance as DescribeInstances answers it, with the fields
+// a driver reads.
+func describe(in *Instance) ec2Instance {
+	out := ec2Instance{
+		InstanceID:     in.ID,
+		State:          ec2InstanceState{Code: ec2StateCode(in.State), Name: in.State},
+		PrivateDNSName: "ip-10-0-0-1." + in.Region + ".compute.internal",
+	}
+	keys := make([]string, 0, len(in.Tags))
+	for k := range in.Tags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		out.Tags = append(out.Tags, ec2Tag{Key: k, Value: in.Tags[k]})
+	}
+	return out
+}
+
+type describeInstancesResponse struct {
+	XMLName      xml.Name         `xml:"http://ec2.amazonaws.com/doc/2016-11-15/ DescribeInstancesResponse"`
+	RequestID    string           `xml:"requestId"`
+	Reservations []ec2Reservation `xml:"reservationSet>item"`
+}
+
+type ec2Reservation struct {
+	ReservationID string        `xml:"reservationId"`
+	OwnerID       string        `xml:"ownerId"`
+	Instances     []ec2Instance `xml:"instancesSet>item"`
+}
+
+type ec2Instance struct {
+	InstanceID     string           `xml:"instanceId"`
+	State          ec2InstanceState `xml:"instanceState"`
+	PrivateDNSName string           `xml:"privateDnsName"`
+	Tags           []ec2Tag         `xml:"tagSet>item"`
+}
+
+type ec2Tag struct {
+	Key   string `xml:"key"`
+	Value string `xml:"value"`
 }
 
 type rebootInstancesResponse struct {

@@ -91,6 +91,8 @@ type Instance struct {
 	// RUNNING, STOPPED, … for CVM, case-insensitive on input). Empty
 	// means running.
 	State string `json:"state,omitempty"`
+	// Tags are the instance's tags (EC2 DescribeInstances answers them).
+	Tags map[string]string `json:"tags,omitempty"`
 	// Reboots counts accepted reboots.
 	Reboots int `json:"reboots"`
 }
@@ -132,6 +134,8 @@ type Call struct {
 	NoGracefulShutdown bool     `json:"noGracefulShutdown,omitempty"`
 	// changes are an EC2 stop's or start's state changes, for its answer.
 	changes []instanceStateChange
+	// described are the instances an EC2 DescribeInstances answers.
+	described []ec2Instance
 }
 
 // Options configure a fake.

@@ -95,6 +95,16 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 }
 
+func TestParseConfigOwnership(t *testing.T) {
+	c, err := ParseConfig([]byte("providers:\n  aws:\n    ownership: {clusterName: prod-eks}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Providers["aws"].Ownership.ClusterName; got != "prod-eks" {
+		t.Fatalf("ownership.clusterName %q", got)
+	}
+}
+
 func TestParseConfigErrors(t *testing.T) {
 	tests := []struct {
 		name, yaml, mention string
@@ -130,6 +140,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"nothing enabled", "providers:\n  aws: {enabled: false}\n", "no provider is enabled"},
 		{"no providers", "{}\n", "no provider is enabled"},
 		{"not yaml", "providers: [\n", "yaml"},
+		{"ownership without a name", "providers:\n  aws:\n    ownership: {}\n", "ownership.clusterName: must be set"},
+		{"ownership with a bad name", "providers:\n  aws:\n    ownership: {clusterName: \"prod*\"}\n", "ownership.clusterName"},
+		{"ownership on a cloud without the check", "providers:\n  tencentcloud:\n    ownership: {clusterName: prod}\n", "tencentcloud has no ownership check"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -81,6 +81,9 @@ func cloudError(name, action string, inst cloud.Instance, err error) error {
 	case cloud.ErrNotFound:
 		return invalidNode(name, field.Invalid(field.NewPath("spec", "providerID"), inst.ID,
 			fmt.Sprintf("the cloud has no such instance in region %s: %s", inst.Region, ce.Error())))
+	case cloud.ErrNotOwned:
+		return invalidNode(name, field.Invalid(field.NewPath("spec", "providerID"), inst.ID,
+			"the cloud's ownership check refused the instance: "+ce.Error()))
 	case cloud.ErrInvalidState:
 		status = apierrors.NewConflict(infraopsv1.Resource("nodes"), name, errors.New(msg))
 	case cloud.ErrThrottled:
@@ -122,7 +125,7 @@ func cloudDidNothing(err error) bool {
 		return true
 	}
 	switch cloud.KindOf(err) {
-	case cloud.ErrNotFound, cloud.ErrInvalidState, cloud.ErrThrottled, cloud.ErrUnauthorized:
+	case cloud.ErrNotFound, cloud.ErrNotOwned, cloud.ErrInvalidState, cloud.ErrThrottled, cloud.ErrUnauthorized:
 		return true
 	}
 	return false

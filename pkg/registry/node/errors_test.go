@@ -25,6 +25,7 @@ func TestCloudErrorMapping(t *testing.T) {
 		wantCauseID bool
 	}{
 		{&cloud.Error{Kind: cloud.ErrNotFound, Code: "InvalidInstanceID.NotFound", RequestID: "r1"}, 422, metav1.StatusReasonInvalid, 0, true, false},
+		{&cloud.Error{Kind: cloud.ErrNotOwned, Code: "ClusterTagMissing", RequestID: "r6"}, 422, metav1.StatusReasonInvalid, 0, true, false},
 		{&cloud.Error{Kind: cloud.ErrInvalidState, Code: "IncorrectState", RequestID: "r2"}, 409, metav1.StatusReasonConflict, 0, true, true},
 		{&cloud.Error{Kind: cloud.ErrThrottled, Code: "RequestLimitExceeded", RetryAfter: 2500 * time.Millisecond, RequestID: "r3"}, 429, metav1.StatusReasonTooManyRequests, 3, true, true},
 		{&cloud.Error{Kind: cloud.ErrThrottled, Code: "ClientRateLimited"}, 429, metav1.StatusReasonTooManyRequests, 1, true, false},
