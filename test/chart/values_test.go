@@ -118,7 +118,7 @@ func TestCloudSettings(t *testing.T) {
 	m := render(t, `
 cloudConfig:
   providers:
-    aws: {region: us-west-2, endpoint: "https://ec2.us-west-2.amazonaws.com:443", timeout: 20s, rateLimit: {qps: 2, burst: 4}}
+    aws: {region: us-west-2, endpoint: "https://ec2.us-west-2.amazonaws.com:443", timeout: 20s, rateLimit: {qps: 2, burst: 4}, dryRunRateLimit: {qps: 1, burst: 3}, ownership: {clusterName: prod-eks}}
     tencentcloud: {enabled: false}
 credentials:
   aws: {existingSecret: aws-keys, sessionTokenKey: token}
@@ -201,7 +201,8 @@ audit: {enabled: true}
 		t.Fatalf("the server refuses the rendered cloud config: %v\n%s", err, cfg)
 	}
 	aws, tc := parsed.Providers[cloud.ProviderAWS], parsed.Providers[cloud.ProviderTencentCloud]
-	if !aws.Enabled || aws.Region != "us-west-2" || aws.Timeout != 20*time.Second || aws.RateLimit.Burst != 4 || tc.Enabled {
+	if !aws.Enabled || aws.Region != "us-west-2" || aws.Timeout != 20*time.Second || aws.RateLimit.Burst != 4 || tc.Enabled ||
+		aws.DryRunRateLimit.Burst != 3 || aws.Ownership.ClusterName != "prod-eks" {
 		t.Fatalf("parsed cloud config %+v", parsed.Providers)
 	}
 }
@@ -247,6 +248,9 @@ func TestInvalidValues(t *testing.T) {
 		{"endpoint with a path", `cloudConfig: {providers: {aws: {endpoint: "https://ec2.local/x"}}}`, "/cloudConfig/providers/aws/endpoint"},
 		{"timeout without a unit", `cloudConfig: {providers: {tencentcloud: {timeout: "15"}}}`, "/cloudConfig/providers/tencentcloud/timeout"},
 		{"zero qps", "cloudConfig: {providers: {aws: {rateLimit: {qps: 0, burst: 1}}}}", "/cloudConfig/providers/aws/rateLimit/qps"},
+		{"zero dry-run qps", "cloudConfig: {providers: {gce: {dryRunRateLimit: {qps: 0}}}}", "/cloudConfig/providers/gce/dryRunRateLimit/qps"},
+		{"ownership cluster name a tag cannot carry", `cloudConfig: {providers: {aws: {ownership: {clusterName: "prod*"}}}}`, "/cloudConfig/providers/aws/ownership/clusterName"},
+		{"ownership on a cloud without the check", "cloudConfig: {providers: {tencentcloud: {ownership: {clusterName: prod}}}}", "ownership"},
 		{"existingSecret without a name", "tls: {mode: existingSecret}", "/tls/existingSecret"},
 		{"caBundle that is not a PEM certificate", "tls: {mode: existingSecret, existingSecret: {name: s, caBundle: TFMwdExTMUNSVWRK}}", "must be the PEM text"},
 		{"restarter binding without subjects", "rbac: {restarters: [{name: nobody}]}", "/rbac/restarters/0"},
