@@ -171,12 +171,12 @@ var Stop = Action{
 	Short: "Stop the cloud machines behind nodes (they keep their disks and can be started again)",
 	Params: []Param{{
 		Flag:    "mode",
-		Usage:   "How to stop: soft shuts the OS down cleanly, hard powers the machine off.",
-		Values:  []string{string(infraopsv1.StopModeSoft), string(infraopsv1.StopModeHard)},
+		Usage:   "How to stop: soft shuts the OS down cleanly, hard powers the machine off, deallocate (Azure) also releases its compute.",
+		Values:  []string{string(infraopsv1.StopModeSoft), string(infraopsv1.StopModeHard), string(infraopsv1.StopModeDeallocate)},
 		Default: string(infraopsv1.StopModeSoft),
 	}, {
 		Flag:    "stop-charging",
-		Usage:   "Tencent Cloud: stop billing the stopped instance (StoppedMode STOP_CHARGING); other clouds never bill a stopped machine's compute.",
+		Usage:   "Tencent Cloud and Alibaba ECS: stop billing the stopped instance (StoppedMode STOP_CHARGING / StopCharging); EC2 and GCE never bill a stopped machine's compute; on Azure use --mode deallocate.",
 		Values:  []string{"false", "true"},
 		Default: "false",
 	}},

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/michael/k8s-cloud-node-manager/pkg/cloud"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/azure"
 	"github.com/michael/k8s-cloud-node-manager/pkg/cloud/fakecloud"
 	"github.com/michael/k8s-cloud-node-manager/test/e2e/cluster"
@@ -182,5 +183,76 @@ func TestAzureThroughTheAggregator(t *testing.T) {
 	out, err := kubectl(t, "", "", "get", "nodes.infraops.michael.io", cluster.DemoNodeAKS, cluster.DemoNodeAzureVM, "--no-headers")
 	if err != nil || !strings.Contains(out, "azure") || !strings.Contains(out, "virtualMachineScaleSets/aks-nodepool1-12345678-vmss/virtualMachines/0") {
 		t.Fatalf("table: %v\n%s", err, out)
+	}
+}
+
+// azureState is the fake's power state of the machine.
+func azureState(t *testing.T, m machine) string {
+	t.Helper()
+	var all []fakecloud.Instance
+	azureGet(t, "/_fake/instances", &all)
+	for _, in := range all {
+		if strings.EqualFold(in.ID, m.instanceID) {
+			return in.State
+		}
+	}
+	t.Fatalf("the fake has no instance %s", m.instanceID)
+	return ""
+}
+
+// stop and start of an Azure VM (deallocate) and a scale-set instance
+// (hard: powerOff with skipShutdown) through the aggregator: one ARM call
+// each on that one machine, waited to its end; a second stop meets the
+// stop's cooldown, a start does not.
+func TestAzureStopAndStartThroughTheAggregator(t *testing.T) {
+	timed(t)
+	for _, tc := range []struct {
+		scaleSet             bool
+		mode, stopCall, skip string
+		stopped              string
+		prefix               string
+	}{
+		{false, "deallocate", "deallocate", "", "deallocated", fakecloud.AzureVMAction},
+		{true, "hard", "powerOff", "skipShutdown", "stopped", fakecloud.AzureVMSSVMAction},
+	} {
+		m := newAzureMachine(t, tc.scaleSet, true)
+		a, err := act(t, m.node, "stop", `{"mode":"`+tc.mode+`","reason":"e2e azure night"}`)
+		if err != nil {
+			t.Fatalf("stop of %s: %v", m.node, err)
+		}
+		if a.Action != "stop" || a.Mode != tc.mode || a.CloudRequestID == "" || a.Cloud.Provider != azure.Name {
+			t.Fatalf("stop answer %+v", a)
+		}
+		calls, wide := azureCalls(t, m)
+		acts := actions(calls)
+		if len(acts) != 1 || acts[0].Action != tc.prefix+tc.stopCall || acts[0].StopType != tc.skip || len(wide) != 0 {
+			t.Fatalf("want one %s%s (%q) and nothing scale-set-wide, got %+v / %+v", tc.prefix, tc.stopCall, tc.skip, calls, wide)
+		}
+		if st := azureState(t, m); st != tc.stopped {
+			t.Fatalf("state after the stop %q, want %q (the operation was waited for)", st, tc.stopped)
+		}
+
+		_, err = act(t, m.node, "stop", `{"mode":"`+tc.mode+`"}`)
+		wantNodeLocked(t, "a second stop", err, "stop")
+
+		a, err = act(t, m.node, "start", `{}`)
+		if err != nil {
+			t.Fatalf("start of %s in the stop's cooldown: %v", m.node, err)
+		}
+		calls, _ = azureCalls(t, m)
+		acts = actions(calls)
+		if a.Action != "start" || len(acts) != 2 || acts[1].Action != tc.prefix+"start" || azureState(t, m) != "running" {
+			t.Fatalf("want one %sstart after the stop, got %+v (answer %+v)", tc.prefix, acts, a)
+		}
+	}
+
+	// deallocate is Azure's: EC2 refuses it with a 422 naming its modes,
+	// and nothing is sent.
+	ec2 := newMachine(t, cloud.ProviderAWS, nil)
+	if _, err := act(t, ec2.node, "stop", `{"mode":"deallocate"}`); !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "hard") {
+		t.Fatalf("deallocate on EC2: %v, want a 422 naming EC2's modes", err)
+	}
+	if calls := cloudCalls(t, ec2); len(calls) != 0 {
+		t.Fatalf("calls were sent: %+v", calls)
 	}
 }

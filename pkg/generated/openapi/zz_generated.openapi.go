@@ -1046,14 +1046,14 @@ func schema_pkg_apis_infraops_v1_StopOptions(ref common.ReferenceCallback) commo
 					},
 					"mode": {
 						SchemaProps: spec.SchemaProps{
-							Description: "Mode is soft (the cloud's default: a clean OS shutdown) or hard.",
+							Description: "Mode is soft (the cloud's default: a clean OS shutdown), hard, or deallocate (Azure only).",
 							Type:        []string{"string"},
 							Format:      "",
 						},
 					},
 					"stopCharging": {
 						SchemaProps: spec.SchemaProps{
-							Description: "StopCharging asks Tencent CVM to stop billing the instance while it is stopped (StoppedMode STOP_CHARGING; pay-as-you-go instances with cloud disks only). Other clouds never bill a stopped instance's compute and ignore it.",
+							Description: "StopCharging asks Tencent CVM (StoppedMode STOP_CHARGING) and Alibaba ECS (StoppedMode StopCharging) to stop billing the instance while it is stopped (pay-as-you-go instances with cloud disks only). EC2 and GCE never bill a stopped instance's compute and ignore it; on Azure, use mode deallocate.",
 							Type:        []string{"boolean"},
 							Format:      "",
 						},

@@ -56,7 +56,7 @@ var Stop = Action{
 	Name:       cloud.ActionStop,
 	NewOptions: func() Options { return &infraopsv1.StopOptions{} },
 	Validate: func(o Options) field.ErrorList {
-		return modeField(o.(*infraopsv1.StopOptions).Mode, infraopsv1.StopModeSoft, infraopsv1.StopModeHard)
+		return modeField(o.(*infraopsv1.StopOptions).Mode, infraopsv1.StopModeSoft, infraopsv1.StopModeHard, infraopsv1.StopModeDeallocate)
 	},
 	Mode: func(o Options) string { return string(o.(*infraopsv1.StopOptions).Mode) },
 	Run: func(ctx context.Context, d cloud.Driver, inst cloud.Instance, o Options) (cloud.Result, error) {

@@ -191,6 +191,10 @@ const (
 	StopModeSoft StopMode = "soft"
 	// StopModeHard powers the machine off (EC2 Force, CVM StopType HARD).
 	StopModeHard StopMode = "hard"
+	// StopModeDeallocate is Azure's deallocate: the VM is shut down and
+	// its compute released, so it is no longer billed (a powered-off VM
+	// is). Other clouds refuse it with a 422 naming their modes.
+	StopModeDeallocate StopMode = "deallocate"
 )
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
@@ -199,13 +203,15 @@ const (
 type StopOptions struct {
 	metav1.TypeMeta `json:",inline"`
 	ActionOptions   `json:",inline"`
-	// Mode is soft (the cloud's default: a clean OS shutdown) or hard.
+	// Mode is soft (the cloud's default: a clean OS shutdown), hard, or
+	// deallocate (Azure only).
 	// +optional
 	Mode StopMode `json:"mode,omitempty"`
-	// StopCharging asks Tencent CVM to stop billing the instance while it
-	// is stopped (StoppedMode STOP_CHARGING; pay-as-you-go instances with
-	// cloud disks only). Other clouds never bill a stopped instance's
-	// compute and ignore it.
+	// StopCharging asks Tencent CVM (StoppedMode STOP_CHARGING) and
+	// Alibaba ECS (StoppedMode StopCharging) to stop billing the instance
+	// while it is stopped (pay-as-you-go instances with cloud disks only).
+	// EC2 and GCE never bill a stopped instance's compute and ignore it;
+	// on Azure, use mode deallocate.
 	// +optional
 	StopCharging bool `json:"stopCharging,omitempty"`
 }
