@@ -31,3 +31,25 @@ func ZoneFromLabels(labels map[string]string, fallback string) string {
 	}
 	return fallback
 }
+
+// RegionInOrder finds a region the way the clouds whose providerIDs carry
+// a zone do: the Node's region label (RegionFromLabels), checked and
+// expanded by the cloud's region; else zoneRegion, the region the
+// providerID's zone tells ("" when it tells none); else the config's
+// default; else a NoRegionError. id names the instance in the errors.
+func RegionInOrder(provider, id string, labels map[string]string, region func(string) (string, bool), zoneRegion, defaultRegion string) (string, error) {
+	if l, v, ok := RegionFromLabels(labels); ok {
+		r, ok := region(v)
+		if !ok {
+			return "", BadRegionLabelError(provider, id, l, v)
+		}
+		return r, nil
+	}
+	if zoneRegion != "" {
+		return zoneRegion, nil
+	}
+	if defaultRegion != "" {
+		return defaultRegion, nil
+	}
+	return "", NoRegionError(provider, id)
+}

@@ -57,28 +57,16 @@ func (provider) Region(name string) (string, bool) {
 // Resolve parses the providerID, then finds the region from, in order:
 // the region label (the legacy one second), the availability zone, the
 // config's default.
-func (provider) Resolve(providerID string, labels map[string]string, defaultRegion string) (cloud.Instance, error) {
+func (p provider) Resolve(providerID string, labels map[string]string, defaultRegion string) (cloud.Instance, error) {
 	pid, err := parseProviderID(providerID)
 	if err != nil {
 		return cloud.Instance{}, err
 	}
 	inst := cloud.Instance{Provider: Name, ID: pid.InstanceID, Zone: cloud.ZoneFromLabels(labels, pid.Zone)}
-	if l, v, ok := cloud.RegionFromLabels(labels); ok {
-		if !validRegion(v) {
-			return cloud.Instance{}, cloud.BadRegionLabelError(Name, inst.ID, l, v)
-		}
-		inst.Region = v
-		return inst, nil
+	if inst.Region, err = cloud.RegionInOrder(Name, inst.ID, labels, p.Region, regionFromAZ(pid.Zone), defaultRegion); err != nil {
+		return cloud.Instance{}, err
 	}
-	if r := regionFromAZ(pid.Zone); r != "" {
-		inst.Region = r
-		return inst, nil
-	}
-	if defaultRegion != "" {
-		inst.Region = defaultRegion
-		return inst, nil
-	}
-	return cloud.Instance{}, cloud.NoRegionError(Name, inst.ID)
+	return inst, nil
 }
 
 // providerID is an EC2 providerID taken apart.

@@ -46,23 +46,10 @@ func (p provider) Resolve(providerID string, labels map[string]string, defaultRe
 		return cloud.Instance{}, err
 	}
 	inst := cloud.Instance{Provider: Name, ID: pid.InstanceID, Zone: cloud.ZoneFromLabels(labels, pid.Zone)}
-	if l, v, ok := cloud.RegionFromLabels(labels); ok {
-		r, ok := p.Region(v)
-		if !ok {
-			return cloud.Instance{}, cloud.BadRegionLabelError(Name, inst.ID, l, v)
-		}
-		inst.Region = r
-		return inst, nil
+	if inst.Region, err = cloud.RegionInOrder(Name, inst.ID, labels, p.Region, regionFromZone(pid.Zone), defaultRegion); err != nil {
+		return cloud.Instance{}, err
 	}
-	if r := regionFromZone(pid.Zone); r != "" {
-		inst.Region = r
-		return inst, nil
-	}
-	if defaultRegion != "" {
-		inst.Region = defaultRegion
-		return inst, nil
-	}
-	return cloud.Instance{}, cloud.NoRegionError(Name, inst.ID)
+	return inst, nil
 }
 
 // providerID is a CVM providerID taken apart.
