@@ -40,17 +40,14 @@ func SplitProviderID(s string) (scheme, rest string, err error) {
 // validScheme follows RFC 3986 (letter, then letters, digits, + - .),
 // upper case included so that "AWS" can be told apart from garbage.
 func validScheme(s string) bool {
-	if s == "" || !isLetter(s[0]) {
+	if s == "" || !IsLetter(s[0]) {
 		return false
 	}
 	for i := 1; i < len(s); i++ {
 		c := s[i]
-		if !isLetter(c) && !isDigit(c) && c != '+' && c != '-' && c != '.' {
+		if !IsLetter(c) && !IsDigit(c) && c != '+' && c != '-' && c != '.' {
 			return false
 		}
 	}
 	return true
 }
-
-func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
-func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }

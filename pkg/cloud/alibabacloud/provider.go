@@ -146,7 +146,7 @@ func checkBare(s string) error {
 // know regions opened after this was written.
 func validRegion(r string) bool {
 	parts := strings.Split(r, "-")
-	if len(parts) < 2 || len(r) > 32 || !isAlpha(parts[0]) {
+	if len(parts) < 2 || len(r) > 32 || !cloud.AllLower(parts[0]) {
 		return false
 	}
 	for _, p := range parts[1:] {
@@ -154,7 +154,7 @@ func validRegion(r string) bool {
 			return false
 		}
 		for i := 0; i < len(p); i++ {
-			if !isLower(p[i]) && !isDigit(p[i]) {
+			if !cloud.IsLower(p[i]) && !cloud.IsDigit(p[i]) {
 				return false
 			}
 		}
@@ -170,24 +170,9 @@ func validInstanceID(s string) bool {
 		return false
 	}
 	for i := 0; i < len(rest); i++ {
-		if c := rest[i]; !isDigit(c) && !isLower(c) {
+		if c := rest[i]; !cloud.IsDigit(c) && !cloud.IsLower(c) {
 			return false
 		}
 	}
 	return true
 }
-
-func isAlpha(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isLower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-func isLower(c byte) bool { return c >= 'a' && c <= 'z' }

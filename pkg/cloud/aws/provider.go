@@ -125,13 +125,13 @@ func parseProviderID(s string) (providerID, error) {
 // single hyphens, starting with a letter: us-east-1a, us-west-2-lax-1a,
 // us-east-1-wl1-bos-wlz-1.
 func validZoneName(s string) bool {
-	if len(s) > 64 || s == "" || !isLower(s[0]) || s[len(s)-1] == '-' || !strings.Contains(s, "-") {
+	if len(s) > 64 || s == "" || !cloud.IsLower(s[0]) || s[len(s)-1] == '-' || !strings.Contains(s, "-") {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case isLower(c), isDigit(c):
+		case cloud.IsLower(c), cloud.IsDigit(c):
 		case c == '-' && s[i-1] != '-':
 		default:
 			return false
@@ -146,7 +146,7 @@ func validInstanceID(s string) bool {
 		return false
 	}
 	for i := 0; i < len(hex); i++ {
-		if c := hex[i]; !isDigit(c) && (c < 'a' || c > 'f') {
+		if c := hex[i]; !cloud.IsDigit(c) && (c < 'a' || c > 'f') {
 			return false
 		}
 	}
@@ -160,7 +160,7 @@ func validInstanceID(s string) bool {
 func regionFromAZ(az string) string {
 	parts := strings.Split(az, "-")
 	words := 0
-	for words < len(parts) && isAlpha(parts[words]) {
+	for words < len(parts) && cloud.AllLower(parts[words]) {
 		words++
 	}
 	if words < 2 || words == len(parts) {
@@ -168,7 +168,7 @@ func regionFromAZ(az string) string {
 	}
 	tok := parts[words]
 	n := 0
-	for n < len(tok) && isDigit(tok[n]) {
+	for n < len(tok) && cloud.IsDigit(tok[n]) {
 		n++
 	}
 	suffix := tok[n:]
@@ -193,36 +193,9 @@ func validRegion(r string) bool {
 		return false
 	}
 	for _, p := range parts[:len(parts)-1] {
-		if !isAlpha(p) {
+		if !cloud.AllLower(p) {
 			return false
 		}
 	}
-	return allDigits(parts[len(parts)-1])
+	return cloud.AllDigits(parts[len(parts)-1])
 }
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlpha(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isLower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-func isLower(c byte) bool { return c >= 'a' && c <= 'z' }

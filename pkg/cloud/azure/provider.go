@@ -135,7 +135,7 @@ func parseProviderID(s string) (resourceID, error) {
 		if !validName(parts[7]) {
 			return bad(fmt.Sprintf("scale set name %q is not an Azure scale set name", parts[7]))
 		}
-		if !allDigits(parts[9]) || len(parts[9]) > 10 {
+		if !cloud.AllDigits(parts[9]) || len(parts[9]) > 10 {
 			return bad(fmt.Sprintf("instance ID %q is not a scale-set instance ID (a number)", parts[9]))
 		}
 		id.ScaleSet, id.InstanceID = parts[7], parts[9]
@@ -158,7 +158,7 @@ func validSubscription(s string) bool {
 				return false
 			}
 		default:
-			if !isDigit(c) && (c < 'a' || c > 'f') {
+			if !cloud.IsDigit(c) && (c < 'a' || c > 'f') {
 				return false
 			}
 		}
@@ -174,7 +174,7 @@ func validResourceGroup(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !isLetter(c) && !isDigit(c) && !strings.ContainsRune("_-.()", rune(c)) {
+		if !cloud.IsLetter(c) && !cloud.IsDigit(c) && !strings.ContainsRune("_-.()", rune(c)) {
 			return false
 		}
 	}
@@ -191,7 +191,7 @@ func validName(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !isLetter(c) && !isDigit(c) && c != '_' && c != '-' && c != '.' {
+		if !cloud.IsLetter(c) && !cloud.IsDigit(c) && c != '_' && c != '-' && c != '.' {
 			return false
 		}
 	}
@@ -199,29 +199,13 @@ func validName(s string) bool {
 }
 
 func validLocation(s string) bool {
-	if len(s) < 2 || len(s) > 40 || !isLower(s[0]) {
+	if len(s) < 2 || len(s) > 40 || !cloud.IsLower(s[0]) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !isLower(s[i]) && !isDigit(s[i]) {
+		if !cloud.IsLower(s[i]) && !cloud.IsDigit(s[i]) {
 			return false
 		}
 	}
 	return true
 }
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
-func isLower(c byte) bool  { return c >= 'a' && c <= 'z' }
-func isLetter(c byte) bool { return isLower(c) || (c >= 'A' && c <= 'Z') }

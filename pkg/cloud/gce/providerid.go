@@ -72,7 +72,7 @@ func validDomain(s string) bool {
 			return false
 		}
 		for i := 0; i < len(l); i++ {
-			if c := l[i]; !isLower(c) && !isDigit(c) && c != '-' {
+			if c := l[i]; !cloud.IsLower(c) && !cloud.IsDigit(c) && c != '-' {
 				return false
 			}
 		}
@@ -88,11 +88,11 @@ func validInstanceName(s string) bool {
 // isLabel: lower-case letters, digits and hyphens, starting with a letter,
 // not ending with a hyphen.
 func isLabel(s string) bool {
-	if s == "" || !isLower(s[0]) || s[len(s)-1] == '-' {
+	if s == "" || !cloud.IsLower(s[0]) || s[len(s)-1] == '-' {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isLower(c) && !isDigit(c) && c != '-' {
+		if c := s[i]; !cloud.IsLower(c) && !cloud.IsDigit(c) && c != '-' {
 			return false
 		}
 	}
@@ -113,7 +113,7 @@ func validRegion(s string) bool {
 		}
 		last := i == len(words)-1
 		j := 0
-		for j < len(w) && isLower(w[j]) {
+		for j < len(w) && cloud.IsLower(w[j]) {
 			j++
 		}
 		switch {
@@ -121,7 +121,7 @@ func validRegion(s string) bool {
 			return false
 		case !last && j != len(w):
 			return false
-		case last && (j == len(w) || !allDigits(w[j:])):
+		case last && (j == len(w) || !cloud.AllDigits(w[j:])):
 			return false
 		}
 	}
@@ -145,16 +145,4 @@ func regionOfZone(zone string) string {
 		return ""
 	}
 	return zone[:strings.LastIndexByte(zone, '-')]
-}
-
-func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return false
-		}
-	}
-	return s != ""
 }

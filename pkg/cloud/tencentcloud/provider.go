@@ -89,10 +89,10 @@ func parseProviderID(s string) (providerID, error) {
 	}
 	zone, id, _ := strings.Cut(path, "/")
 	// TKE writes the numeric zone ID; the open-source CCM writes either.
-	if scheme == "qcloud" && zone != "" && !allDigits(zone) {
+	if scheme == "qcloud" && zone != "" && !cloud.AllDigits(zone) {
 		return bad(fmt.Sprintf("zone %q is not a numeric TKE zone ID", zone))
 	}
-	if zone != "" && !allDigits(zone) && !validZoneName(zone) {
+	if zone != "" && !cloud.AllDigits(zone) && !validZoneName(zone) {
 		return bad(fmt.Sprintf("zone %q is neither a Tencent Cloud zone name nor a numeric zone ID", zone))
 	}
 	if !validInstanceID(id) {
@@ -104,13 +104,13 @@ func parseProviderID(s string) (providerID, error) {
 // validZoneName accepts lower-case words of letters and digits joined by
 // single hyphens, starting with a letter: ap-guangzhou-3.
 func validZoneName(s string) bool {
-	if len(s) > 64 || s == "" || !isLower(s[0]) || s[len(s)-1] == '-' || !strings.Contains(s, "-") {
+	if len(s) > 64 || s == "" || !cloud.IsLower(s[0]) || s[len(s)-1] == '-' || !strings.Contains(s, "-") {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case isLower(c), isDigit(c):
+		case cloud.IsLower(c), cloud.IsDigit(c):
 		case c == '-' && s[i-1] != '-':
 		default:
 			return false
@@ -125,7 +125,7 @@ func validInstanceID(s string) bool {
 		return false
 	}
 	for i := 0; i < len(rest); i++ {
-		if c := rest[i]; !isDigit(c) && !isLower(c) {
+		if c := rest[i]; !cloud.IsDigit(c) && !cloud.IsLower(c) {
 			return false
 		}
 	}
@@ -136,7 +136,7 @@ func validInstanceID(s string) bool {
 // ap-shanghai-fsi-1 → ap-shanghai-fsi.
 func regionFromZone(zone string) string {
 	i := strings.LastIndexByte(zone, '-')
-	if i <= 0 || !allDigits(zone[i+1:]) {
+	if i <= 0 || !cloud.AllDigits(zone[i+1:]) {
 		return ""
 	}
 	if r := zone[:i]; validRegion(r) {
@@ -153,36 +153,9 @@ func validRegion(r string) bool {
 		return false
 	}
 	for _, p := range parts {
-		if !isAlpha(p) {
+		if !cloud.AllLower(p) {
 			return false
 		}
 	}
 	return true
 }
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlpha(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isLower(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
